@@ -1,0 +1,26 @@
+"""fastbp: exact cost and gradient of fully connected sigmoid networks.
+
+The textbook backpropagation loop, one example at a time, compiled with Numba over a flat weight
+vector; a drop-in objective for ``scipy.optimize.minimize(..., jac=True)``. The math contract is
+in ``DESIGN.md``: ``J`` is the regularized cross-entropy, the gradient is exact.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._layout import n_params, pack, unpack
+from ._objective import Objective, cost, cost_and_grad
+
+try:
+    __version__ = version("fastbp")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "Objective",
+    "__version__",
+    "cost",
+    "cost_and_grad",
+    "n_params",
+    "pack",
+    "unpack",
+]

@@ -1,0 +1,46 @@
+"""Bitwise-identical results whatever the thread count (DESIGN.md, "Parallel, deterministic")."""
+
+import numba
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import _kernels
+
+
+def with_threads(n, f):
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        return f()
+    finally:
+        numba.set_num_threads(old)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("sizes", "m"), [((20, 16, 5), 7777), ((8, 6, 6, 1), 4133)])
+def test_one_thread_and_all_threads_are_bitwise_equal(dtype, sizes, m, rng):
+    assert numba.config.NUMBA_NUM_THREADS >= 2
+    P = fastbp.n_params(sizes)
+    n_blocks = _kernels.block_count(m, P, dtype)
+    assert n_blocks > 1
+    assert m % _kernels.TILE != 0  # a partial last tile
+    assert (m + _kernels.TILE - 1) // _kernels.TILE % n_blocks != 0  # blocks of unequal size
+    theta = rng.normal(size=P).astype(dtype)
+    X = rng.uniform(-1, 1, (m, sizes[0])).astype(dtype)
+    y = rng.integers(0, max(2, sizes[-1]), m) if sizes[-1] > 1 else rng.integers(0, 2, m)
+    runs = [
+        with_threads(n, lambda: fastbp.cost_and_grad(theta, X, y, sizes, 0.3))
+        for n in (1, numba.config.NUMBA_NUM_THREADS, 1, numba.config.NUMBA_NUM_THREADS)
+    ]
+    for J, g in runs[1:]:
+        assert J == runs[0][0]
+        assert g.tobytes() == runs[0][1].tobytes()
+
+
+def test_block_count_depends_on_size_and_dtype_only():
+    assert _kernels.block_count(100, 50, np.float64) == 1
+    assert _kernels.block_count(5000, 10285, np.float64) == 16
+    assert _kernels.block_count(10**6, 10**6, np.float64) == 4  # Δ copies under 32 MiB
+    assert _kernels.block_count(10**6, 10**6, np.float32) == 8
+    assert _kernels.block_count(10**6, 10**8, np.float64) == 1

@@ -1,0 +1,37 @@
+"""Saturated outputs (|z| ~ 1e3) give a finite, exact cost and gradient in both dtypes."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import fastbp
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("K", [1, 300])
+def test_saturated_outputs_are_finite_and_exact(dtype, K):
+    sizes = (2, 3, K)
+    m = 4
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.5]], dtype=dtype)
+    Theta1 = np.zeros((3, 3))
+    Theta1[:, 0] = 50.0  # hidden units saturate at 1
+    Theta2 = np.zeros((K, 4))
+    Theta2[:, 1] = np.where(np.arange(K) % 2 == 0, 1000.0, -1000.0)  # z = ±1000 (hidden a = 1)
+    theta = fastbp.pack([Theta1, Theta2]).astype(dtype)
+    y = np.zeros(m, dtype=int)  # label 0: the unit at z = +1000 is right for K > 1 …
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        J, g = fastbp.cost_and_grad(theta, X, y, sizes)
+    assert np.isfinite(J)
+    assert np.all(np.isfinite(g))
+    # Exact: each wrong unit costs softplus(1000) − y·z = 1000; units that are right cost 0.
+    z = np.where(np.arange(K) % 2 == 0, 1000.0, -1000.0)
+    target = (np.arange(K) == 0).astype(float) if K > 1 else np.zeros(1)
+    per_unit = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))) - target * z
+    assert math.isclose(J, per_unit.sum(), rel_tol=1e-6 if dtype == np.float32 else 1e-15)
+    # δ^(L) = a − y is exactly 0 or ±1, so the gradient of Θ^(2) is exact too.
+    expected = (z > 0).astype(float) - target  # g(±1000) is exactly 1 or 0
+    D2 = fastbp.unpack(g, sizes)[1]
+    np.testing.assert_array_equal(D2[:, 0], expected.astype(dtype))
