@@ -164,3 +164,20 @@ def test_ex4_weights_regularization_term(shared_data, rng):
     for lam in (1.0, 3.0):
         difference = fastbp.cost(theta, X, y, sizes, lam) - fastbp.cost(theta, X, y, sizes)
         assert difference == pytest.approx(lam / (2 * 50) * 961.406939, rel=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m", [7, 3000])
+def test_forward_pass_matches_reference(dtype, m, rng):
+    from fastbp._objective import predict_proba
+
+    sizes = (5, 4, 6, 3)
+    theta = rng.normal(size=fastbp.n_params(sizes)).astype(dtype)
+    X = rng.uniform(-1, 1, (m, 5)).astype(dtype)
+    a = X.astype(np.float64)
+    for Theta in reference.split(theta, sizes):
+        a = reference.sigmoid(np.hstack([np.ones((m, 1)), a]) @ Theta.T)
+    proba = predict_proba(theta, X, sizes)
+    assert proba.dtype == dtype
+    assert proba.shape == (m, 3)
+    assert reference.max_rel(proba, a) <= TOL[dtype]

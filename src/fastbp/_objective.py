@@ -18,7 +18,7 @@ import numpy as np
 from . import _kernels
 from ._layout import n_params, unpack, validate_layer_sizes
 
-__all__ = ["Objective", "cost", "cost_and_grad"]
+__all__ = ["Objective", "cost", "cost_and_grad", "predict_proba"]
 
 COMPUTE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 _CHECK_ROWS = 65536  # rows per chunk when scanning X and Y for NaN/inf (bounded extra memory)
@@ -99,8 +99,8 @@ def _prepare_theta(theta: Any, layer_sizes: tuple[int, ...], dtype: np.dtype | N
     return theta
 
 
-def _prepare_data(X: Any, y: Any, layer_sizes: tuple[int, ...], dtype: np.dtype) -> _Data:
-    """Validate X and y against the network and convert them to ``dtype`` (no copy if possible)."""
+def _prepare_X(X: Any, layer_sizes: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """X validated against the network and C-contiguous in ``dtype`` (no copy if it already is)."""
     if not isinstance(X, np.ndarray):
         X = np.asarray(X)
     _check_real(X, "X")
@@ -114,8 +114,13 @@ def _prepare_data(X: Any, y: Any, layer_sizes: tuple[int, ...], dtype: np.dtype)
     if m == 0:
         raise ValueError("X has no rows: at least one example is needed")
     _check_finite_rows(X, "X")
-    X = np.ascontiguousarray(X, dtype=dtype)
+    return np.ascontiguousarray(X, dtype=dtype)
 
+
+def _prepare_data(X: Any, y: Any, layer_sizes: tuple[int, ...], dtype: np.dtype) -> _Data:
+    """Validate X and y against the network and convert them to ``dtype`` (no copy if possible)."""
+    X = _prepare_X(X, layer_sizes, dtype)
+    m = X.shape[0]
     K = layer_sizes[-1]
     y = np.asarray(y)
     _check_real(y, "y")
@@ -158,20 +163,36 @@ def _sizes(layer_sizes: tuple[int, ...]) -> np.ndarray:
     return sizes
 
 
+def _run_kernel(theta: np.ndarray, data: _Data, Delta: np.ndarray, proba: np.ndarray) -> float:
+    """The one call site of the compiled kernels: serial for one block, else parallel."""
+    n_blocks = _kernels.block_count(data.m, theta.shape[0], theta.dtype)
+    args = (theta, data.sizes, data.X, data.labels, data.Y, Delta, proba)
+    if n_blocks == 1:
+        return _kernels.kernel(theta.dtype, parallel=False)(*args)
+    return _kernels.kernel(theta.dtype, parallel=True)(*args, n_blocks)
+
+
 def _sums(theta: np.ndarray, data: _Data, want_grad: bool) -> tuple[float, np.ndarray]:
     """Σ_i cost_i and Σ_i Δ_i (unnormalized, unregularized) through the compiled kernels."""
-    P = theta.shape[0] if want_grad else 0
-    Delta = np.empty(P, theta.dtype)
+    Delta = np.empty(theta.shape[0] if want_grad else 0, theta.dtype)
     no_proba = np.zeros((0, data.layer_sizes[-1]), theta.dtype)
-    n_blocks = _kernels.block_count(data.m, theta.shape[0], theta.dtype)
-    if n_blocks == 1:
-        serial = _kernels.kernel(theta.dtype, parallel=False)
-        total = serial(theta, data.sizes, data.X, data.labels, data.Y, Delta, no_proba)
-    else:
-        total = _kernels.kernel(theta.dtype, parallel=True)(
-            theta, data.sizes, data.X, data.labels, data.Y, Delta, no_proba, n_blocks
-        )
-    return total, Delta
+    return _run_kernel(theta, data, Delta, no_proba), Delta
+
+
+def predict_proba(theta: Any, X: Any, layer_sizes: Sequence[int]) -> np.ndarray:
+    """h_Θ(x) for every row of X: an (m, K) array of output activations, in θ's dtype.
+
+    A forward pass only, through the same compiled kernels (parallel over blocks of examples);
+    no m × s_l matrix is built beyond the (m, K) result.
+    """
+    sizes = validate_layer_sizes(layer_sizes)
+    theta = _prepare_theta(theta, sizes, None)
+    X = _prepare_X(X, sizes, theta.dtype)
+    K = sizes[-1]
+    data = _Data(X, np.zeros(0, np.int64), np.zeros((0, K), theta.dtype), _sizes(sizes), sizes)
+    proba = np.empty((X.shape[0], K), theta.dtype)
+    _run_kernel(theta, data, np.empty(0, theta.dtype), proba)
+    return proba
 
 
 def _penalty(theta: np.ndarray, layer_sizes: tuple[int, ...]) -> float:
