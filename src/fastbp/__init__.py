@@ -8,7 +8,7 @@ in ``DESIGN.md``: ``J`` is the regularized cross-entropy, the gradient is exact.
 from importlib.metadata import PackageNotFoundError, version
 
 from ._layout import n_params, pack, unpack
-from ._objective import Objective, cost, cost_and_grad
+from ._objective import Objective, combine, cost, cost_and_grad, partial_sums
 
 try:
     __version__ = version("fastbp")
@@ -18,9 +18,11 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "Objective",
     "__version__",
+    "combine",
     "cost",
     "cost_and_grad",
     "n_params",
     "pack",
+    "partial_sums",
     "unpack",
 ]
