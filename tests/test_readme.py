@@ -27,3 +27,13 @@ def test_scipy_example_runs():
     J, shapes = out.stdout.split(" ", 1)
     assert 0 < float(J) < 1.2  # below the cost at θ0 (about 3 log 2 = 2.08)
     assert shapes.strip() == "(16, 21) (3, 17)"
+
+
+def test_dask_example_runs_on_a_local_cluster():
+    [example] = [block for block in code_blocks("python") if "LocalCluster" in block]
+    out = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, timeout=300, check=True
+    )
+    J, n_chunks = out.stdout.split()
+    assert 0 < float(J) < 1.2  # below the cost at θ0 (about 3 log 2 = 2.08)
+    assert n_chunks == "4"

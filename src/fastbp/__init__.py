@@ -5,7 +5,9 @@ vector; a drop-in objective for ``scipy.optimize.minimize(..., jac=True)``. The 
 in ``DESIGN.md``: ``J`` is the regularized cross-entropy, the gradient is exact.
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from ._layout import n_params, pack, unpack
 from ._objective import Objective, combine, cost, cost_and_grad, partial_sums
@@ -26,3 +28,10 @@ __all__ = [
     "partial_sums",
     "unpack",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``fastbp.dask`` is imported on first use: ``import fastbp`` never needs dask."""
+    if name == "dask":
+        return importlib.import_module(".dask", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
