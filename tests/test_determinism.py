@@ -52,3 +52,26 @@ def test_block_count_depends_on_size_and_dtype_only():
     assert _kernels.block_count(10**6, wide, np.float64) == expected
     assert 1 < expected < _kernels.block_count(10**6, wide, np.float32)
     assert _kernels.block_count(10**6, (10**4, 10**3, 10), np.float64) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_serial_twin_of_the_parallel_kernel_is_bitwise_equal(dtype, rng):
+    """The serial entry runs the same blocks: a fallback to it never changes a bit."""
+    from fastbp._objective import _padded_layout
+
+    sizes = (9, 7, 3)
+    m = 3001
+    theta = rng.normal(size=fastbp.n_params(sizes)).astype(dtype)
+    X = rng.uniform(-1, 1, (m, 9)).astype(dtype)
+    labels = rng.integers(0, 3, m)
+    layout = _padded_layout(sizes, np.dtype(dtype))
+    n_blocks = _kernels.block_count(m, sizes, dtype)
+    assert n_blocks > 1
+    results = []
+    for parallel in (False, True):
+        grad = np.empty(theta.size, dtype)
+        args = (theta, np.array(sizes), layout, X, labels, np.zeros((0, 3), dtype), grad)
+        J = _kernels.kernel(dtype, parallel)(*args, np.zeros((0, 3), dtype), n_blocks)
+        results.append((J, grad))
+    assert results[0][0] == results[1][0]
+    assert results[0][1].tobytes() == results[1][1].tobytes()

@@ -168,10 +168,8 @@ def _run_kernel(theta: np.ndarray, data: _Data, Delta: np.ndarray, proba: np.nda
     """The one call site of the compiled kernels: serial for one block, else parallel."""
     layout = _padded_layout(data.layer_sizes, theta.dtype)
     n_blocks = _kernels.block_count(data.m, data.layer_sizes, theta.dtype)
-    args = (theta, data.sizes, layout, data.X, data.labels, data.Y, Delta, proba)
-    if n_blocks == 1:
-        return _kernels.kernel(theta.dtype, parallel=False)(*args)
-    return _kernels.kernel(theta.dtype, parallel=True)(*args, n_blocks)
+    compiled = _kernels.kernel(theta.dtype, parallel=n_blocks > 1)
+    return compiled(theta, data.sizes, layout, data.X, data.labels, data.Y, Delta, proba, n_blocks)
 
 
 @functools.lru_cache(maxsize=64)
