@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._layout import n_params, pack, unpack
 from ._objective import Objective, cost, cost_and_grad
+from ._threading import threading_info, threads
 
 try:
     __version__ = version("fastbp")
@@ -22,5 +23,7 @@ __all__ = [
     "cost_and_grad",
     "n_params",
     "pack",
+    "threading_info",
+    "threads",
     "unpack",
 ]

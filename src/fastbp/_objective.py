@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _threading
 from ._layout import n_params, unpack, validate_layer_sizes
 
 __all__ = ["Objective", "cost", "cost_and_grad", "predict_proba"]
@@ -165,11 +165,18 @@ def _sizes(layer_sizes: tuple[int, ...]) -> np.ndarray:
 
 
 def _run_kernel(theta: np.ndarray, data: _Data, Delta: np.ndarray, proba: np.ndarray) -> float:
-    """The one call site of the compiled kernels: serial for one block, else parallel."""
+    """The one call site of the compiled kernels: parallel over blocks where that is allowed.
+
+    The serial kernel runs the same blocks, so the choice never changes the result.
+    """
     layout = _padded_layout(data.layer_sizes, theta.dtype)
     n_blocks = _kernels.block_count(data.m, data.layer_sizes, theta.dtype)
-    compiled = _kernels.kernel(theta.dtype, parallel=n_blocks > 1)
-    return compiled(theta, data.sizes, layout, data.X, data.labels, data.Y, Delta, proba, n_blocks)
+    args = (theta, data.sizes, layout, data.X, data.labels, data.Y, Delta, proba, n_blocks)
+    if n_blocks == 1 or not _threading.parallel_allowed():
+        return _kernels.kernel(theta.dtype, parallel=False)(*args)  # same blocks, same bits
+    compiled = _kernels.kernel(theta.dtype, parallel=True)
+    with _threading.launching():
+        return compiled(*args)
 
 
 @functools.lru_cache(maxsize=64)
