@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import re
 import shlex
 import socket
@@ -168,17 +169,10 @@ def _write_readme(results: dict[str, Any], json_path: Path) -> None:
     """Put the tables of ``results`` into bench/README.md, and redraw the scaling plot."""
     source = _relative_to_bench(json_path)
     plot = PLOT.name if results.get("scaling") else None
-    README.write_text(
-        replace_readme_section(README.read_text(), readme_section(results, plot), source)
-    )
+    README.write_text(replace_readme_section(README.read_text(), render(results, plot), source))
     if plot:
         plot_scaling(results, PLOT)
     print(f"wrote {README}" + (f" and {PLOT}" if plot else ""), file=sys.stderr)
-
-
-def readme_section(results: dict[str, Any], plot: str | None) -> str:
-    """The README's generated part: the rendered results (one function, so tests can compare)."""
-    return render(results, plot=plot)
 
 
 def _relative_to_bench(path: Path) -> str:
@@ -219,6 +213,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "skip": sorted(skip),
         },
         "machine": describe_machine(),
+        # The machine may be shared: the 1-minute load average before and after says how busy.
+        "load_average": {"start": os.getloadavg()[0]},
         "implementations": [
             {
                 "key": impl.key,
@@ -281,5 +277,6 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 "dtype": dtypes[0],
                 "points": memory_profile(list(MEMORY_M), dtypes[0], args.threads),
             }
+    results["load_average"]["end"] = os.getloadavg()[0]
     results["elapsed_s"] = time.perf_counter() - start
     return results

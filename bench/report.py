@@ -97,6 +97,12 @@ def _machine_lines(results: dict[str, Any]) -> list[str]:
             f"took {results['elapsed_s'] / 60:.1f} min"
         ),
     ]
+    load = results.get("load_average")
+    if load:
+        lines.append(
+            f"- **Load average** (1 min, every process on the machine): {load['start']:.1f} at "
+            f"the start, {load['end']:.1f} at the end, on {machine['cores']} cores"
+        )
     if machine["openblas_env"]:
         lines.append(f"- **OpenBLAS environment**: {machine['openblas_env']}")
     return lines

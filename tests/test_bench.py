@@ -22,7 +22,7 @@ from bench.implementations import (
     to_sklearn_layout,
 )
 from bench.measure import measure_problem
-from bench.report import readme_source
+from bench.report import readme_source, render
 from bench.timing import thread_count, time_calls
 
 import reference
@@ -242,7 +242,7 @@ def test_readme_tables_are_rendered_from_the_results_it_names():
     assert not results["settings"]["quick"]
     assert set(results["settings"]["cases"]) == set(CASES)
     assert results["settings"]["dtypes"] == DTYPES
-    section = cli.readme_section(results, cli.PLOT.name)
+    section = render(results, plot=cli.PLOT.name)
     assert section.strip() in readme
     assert cli.PLOT.exists()
     assert {r["implementation"] for r in results["results"]} >= {"fastbp", *PEERS}
