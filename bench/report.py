@@ -202,8 +202,9 @@ def _scaling(results: dict[str, Any]) -> list[str]:
     header = ["m", "dtype", *(f"{names[k]} ms" for k in keys)]
     rows = [
         [str(m), dtype, *(_cell(group.get(k)) for k in keys)]
-        for (_, m, dtype), group in sorted(
-            _group(scaling["results"]).items(), key=lambda item: (item[0][2], item[0][1])
+        for (_, m, dtype), group in sorted(  # float64 first, then by m
+            _group(scaling["results"]).items(),
+            key=lambda item: (item[0][2] != "float64", item[0][1]),
         )
     ]
     return _table(header, rows)
