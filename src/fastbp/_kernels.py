@@ -46,6 +46,7 @@ TILE = 32  # examples per tile; the Δ update is a rank-TILE update of each Δ r
 MIN_BLOCK_EXAMPLES = 128  # a parallel block holds at least this many examples
 MAX_BLOCKS = 16
 MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay under this
+PARALLEL_SUM_ENTRIES = 2**17  # block Δ entries from which the final block sum runs in parallel
 
 # Register blocks, per dtype, measured on this project's machine (AMD EPYC Zen 3, AVX2, 16 ymm
 # registers) with SLP vectorization on, GFLOP/s per core of a 512 × 512 layer (tools/ sweeps,
@@ -326,20 +327,23 @@ def _shapes_overload(W):
 
 @numba.njit(**_OPTIONS)
 def _pad_weights(theta, sizes, layout):
-    """θ → one zero-padded buffer per layer, concatenated; returns (buffer, offsets)."""
+    """θ → one zero-padded buffer per layer, concatenated: (buffer, offsets, all θ finite)."""
     n_layers = sizes.shape[0] - 1
     offsets = np.zeros(n_layers + 1, np.int64)
     for l in range(n_layers):
         offsets[l + 1] = offsets[l] + layout[l, 0] * layout[l, 1]
     padded = np.zeros(offsets[n_layers], theta.dtype)
     start = 0
+    finite = True
     for l in range(n_layers):
         n_in = sizes[l] + 1
         for r in range(sizes[l + 1]):
             for j in range(n_in):
-                padded[offsets[l] + r * layout[l, 1] + j] = theta[start + r * n_in + j]
+                w = theta[start + r * n_in + j]
+                finite &= np.isfinite(w)
+                padded[offsets[l] + r * layout[l, 1] + j] = w
         start += sizes[l + 1] * n_in
-    return padded, offsets
+    return padded, offsets, finite
 
 
 @numba.njit(**_OPTIONS)
@@ -533,7 +537,8 @@ def _unpad_sum(padded_deltas, offsets, sizes, layout, grad, row_start, row_stop)
 
 
 def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
-    """Σ_i cost_i returned, Σ_i Δ_i written to grad (when it has length P), block by block.
+    """Σ_i cost_i returned, Σ_i Δ_i written to grad (when it has length P), block by block;
+    NaN returned, nothing computed, when θ has a NaN or inf.
 
     The serial twin of ``_tiled_sums_parallel``: the same ``n_blocks`` blocks, each with its own
     Δ, added in block order, so the two give bitwise the same result. Used for a single block
@@ -541,7 +546,9 @@ def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
     unsafe or unwanted (one thread, a forked child of a process that ran OpenMP threads).
     """
     want_grad = grad.shape[0] > 0
-    padded, offsets = _pad_weights(theta, sizes, layout)
+    padded, offsets, finite = _pad_weights(theta, sizes, layout)
+    if not finite:
+        return np.nan  # the wrapper names the offending entry
     Deltas = np.zeros((n_blocks, padded.shape[0] if want_grad else 0), theta.dtype)
     n_tiles = (X.shape[0] + TILE - 1) // TILE
     cost = 0.0
@@ -568,7 +575,9 @@ def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
 def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
     """As ``_tiled_sums``, with the blocks and then the rows of the block sum run in parallel."""
     want_grad = grad.shape[0] > 0
-    padded, offsets = _pad_weights(theta, sizes, layout)
+    padded, offsets, finite = _pad_weights(theta, sizes, layout)
+    if not finite:
+        return np.nan
     Deltas = np.zeros((n_blocks, padded.shape[0] if want_grad else 0), theta.dtype)
     costs = np.zeros(n_blocks)
     n_tiles = (X.shape[0] + TILE - 1) // TILE
@@ -587,8 +596,10 @@ def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_bloc
             proba,
             want_grad,
         )
-    if want_grad:
-        n_rows = sizes[1:].sum()
+    n_rows = sizes[1:].sum()
+    if want_grad and Deltas.size < PARALLEL_SUM_ENTRIES:  # a second launch costs more
+        _unpad_sum(Deltas, offsets, sizes, layout, grad, 0, n_rows)
+    elif want_grad:
         n_chunks = min(n_rows, 64)
         for c in prange(n_chunks):
             _unpad_sum(
@@ -614,7 +625,7 @@ def _literal_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
     """The seed's loop, one example at a time, exactly as DESIGN.md writes it (serial).
 
     Same arguments and results as ``_tiled_sums`` (``layout`` and ``n_blocks`` unused: one pass
-    over the examples in order). Kept as the readable
+    over the examples in order); NaN when θ is not finite. Kept as the readable
     reference path, ``kernel="literal"``; the tiled kernel computes the same sums, faster.
     """
     F = theta.dtype.type
@@ -635,6 +646,9 @@ def _literal_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
     z_L = np.zeros(K, theta.dtype)
     delta = np.zeros(a_off[n_layers + 1], theta.dtype)  # δ^(l) is delta[a_off[l] : a_off[l+1]]
     grad[:] = zero
+    for p in range(theta.shape[0]):
+        if not np.isfinite(theta[p]):
+            return np.nan
     cost = 0.0
     for i in range(X.shape[0]):
         # 1. a^(1) = x^(i); forward pass to a^(L).
