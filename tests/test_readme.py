@@ -10,7 +10,7 @@ README = (ROOT / "README.md").read_text()
 
 
 def code_blocks(language):
-    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
 
 
 def test_ci_runs_the_readme_test_command_verbatim():

@@ -8,7 +8,18 @@ in ``DESIGN.md``: ``J`` is the regularized cross-entropy, the gradient is exact.
 from importlib.metadata import PackageNotFoundError, version
 
 from ._layout import n_params, pack, unpack
-from ._objective import Objective, cost, cost_and_grad
+from ._objective import Objective, cost, cost_and_grad, predict_proba
+from ._workflow import (
+    FitResult,
+    GradientCheck,
+    check_gradient,
+    fit,
+    init_weights,
+    numerical_gradient,
+    predict,
+    sigmoid,
+    sigmoid_gradient,
+)
 
 try:
     __version__ = version("fastbp")
@@ -16,11 +27,21 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "FitResult",
+    "GradientCheck",
     "Objective",
     "__version__",
+    "check_gradient",
     "cost",
     "cost_and_grad",
+    "fit",
+    "init_weights",
     "n_params",
+    "numerical_gradient",
     "pack",
+    "predict",
+    "predict_proba",
+    "sigmoid",
+    "sigmoid_gradient",
     "unpack",
 ]
