@@ -7,6 +7,7 @@ in ``DESIGN.md``: ``J`` is the regularized cross-entropy, the gradient is exact.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._io import load, save
 from ._layout import n_params, pack, unpack
 from ._objective import Objective, cost, cost_and_grad, predict_proba
 from ._workflow import (
@@ -36,11 +37,13 @@ __all__ = [
     "cost_and_grad",
     "fit",
     "init_weights",
+    "load",
     "n_params",
     "numerical_gradient",
     "pack",
     "predict",
     "predict_proba",
+    "save",
     "sigmoid",
     "sigmoid_gradient",
     "unpack",
