@@ -99,7 +99,7 @@ def test_help_on_every_command(command):
         (["train", "x.mat", "--lam", "-1"], "--lam: expected a finite number >= 0"),
         (["train", "x.mat", "--hidden", "0"], "--hidden: expected a positive integer"),
         (["train", "x.mat", "--maxiter", "many"], "--maxiter: expected a positive integer"),
-        (["train", "x.mat", "--threads", "999"], "--threads: at most"),
+        (["train", "x.mat", "--threads", "999"], "--threads: threads must be between 1 and"),
         (["train", "x.mat", "--bogus"], "unrecognized arguments: --bogus"),
         (["cost", "x.mat", "--lam", "nan"], "--lam"),
         (["gradcheck", "--threshold", "-1"], "--threshold"),

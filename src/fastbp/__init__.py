@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._io import load, save
 from ._layout import n_params, pack, unpack
 from ._objective import Objective, cost, cost_and_grad, predict_proba
+from ._threading import threading_info, threads
 from ._workflow import (
     FitResult,
     GradientCheck,
@@ -46,5 +47,7 @@ __all__ = [
     "save",
     "sigmoid",
     "sigmoid_gradient",
+    "threading_info",
+    "threads",
     "unpack",
 ]

@@ -8,6 +8,7 @@ Regularization lives here and only here (DESIGN.md):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, _threading
 from ._layout import n_params, unpack, validate_layer_sizes
 
 __all__ = ["Objective", "cost", "cost_and_grad", "predict_proba"]
@@ -164,12 +165,25 @@ def _sizes(layer_sizes: tuple[int, ...]) -> np.ndarray:
 
 
 def _run_kernel(theta: np.ndarray, data: _Data, Delta: np.ndarray, proba: np.ndarray) -> float:
-    """The one call site of the compiled kernels: serial for one block, else parallel."""
-    n_blocks = _kernels.block_count(data.m, theta.shape[0], theta.dtype)
-    args = (theta, data.sizes, data.X, data.labels, data.Y, Delta, proba)
-    if n_blocks == 1:
-        return _kernels.kernel(theta.dtype, parallel=False)(*args)
-    return _kernels.kernel(theta.dtype, parallel=True)(*args, n_blocks)
+    """The one call site of the compiled kernels: parallel over blocks where that is allowed.
+
+    The serial kernel runs the same blocks, so the choice never changes the result.
+    """
+    layout = _padded_layout(data.layer_sizes, theta.dtype)
+    n_blocks = _kernels.block_count(data.m, data.layer_sizes, theta.dtype)
+    args = (theta, data.sizes, layout, data.X, data.labels, data.Y, Delta, proba, n_blocks)
+    if n_blocks == 1 or not _threading.parallel_allowed():
+        return _kernels.kernel(theta.dtype, parallel=False)(*args)  # same blocks, same bits
+    compiled = _kernels.kernel(theta.dtype, parallel=True)
+    with _threading.launching():
+        return compiled(*args)
+
+
+@functools.lru_cache(maxsize=64)
+def _padded_layout(layer_sizes: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    layout = _kernels.padded_layout(layer_sizes, dtype)
+    layout.setflags(write=False)
+    return layout
 
 
 def _sums(theta: np.ndarray, data: _Data, want_grad: bool) -> tuple[float, np.ndarray]:

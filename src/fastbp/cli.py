@@ -21,6 +21,7 @@ from . import __version__
 from ._io import load, save
 from ._layout import unpack
 from ._objective import Objective, cost, cost_and_grad
+from ._threading import _check_thread_count, threads
 from ._workflow import FitResult, check_gradient, fit, init_weights
 
 __all__ = ["main"]
@@ -73,13 +74,10 @@ def _non_negative_float(text: str) -> float:
 
 
 def _threads(text: str) -> int:
-    import numba
-
-    value = _positive_int(text)
-    most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-    if value > most:
-        raise argparse.ArgumentTypeError(f"at most {most} threads here, got {value}")
-    return value
+    try:
+        return _check_thread_count(_positive_int(text))
+    except ValueError as error:  # more than numba's thread pool holds
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _label(text: str) -> int | str:
@@ -253,21 +251,6 @@ def _announce_compilation() -> Iterator[None]:
 
     with event.install_listener("numba:compile", Announcer()):
         yield
-
-
-@contextmanager
-def _thread_count(threads: int | None) -> Iterator[None]:
-    if threads is None:
-        yield
-        return
-    import numba
-
-    previous = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 def _check_writable(option: str, path: str | None) -> None:
@@ -487,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prog = f"fastbp {args.command}"
     try:
-        with _announce_compilation(), _thread_count(getattr(args, "threads", None)):
+        with _announce_compilation(), threads(getattr(args, "threads", None)):
             return int(args.run(args))
     except (_UserError, ValueError, TypeError, OSError) as error:
         message = str(error) or type(error).__name__
