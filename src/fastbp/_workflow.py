@@ -468,9 +468,9 @@ def fit(
     start = time.perf_counter()
     try:
         # One BLAS thread inside the optimizer: its vector work (n = P) gains nothing from
-        # threads, and OpenBLAS threads fighting numba's for the cores made L-BFGS-B's own step
-        # 45× slower on 2 cores (digits, P = 1885: 8.5 → 0.2 ms per iteration; fit 2.3 → 0.8 s).
-        # It also keeps θ independent of the BLAS thread count.
+        # threads, and OpenBLAS threads fighting numba's for 2 cores made L-BFGS-B's own step
+        # 24-45× slower (digits, P = 1885: 3-8.5 ms against 0.13-0.2 ms per iteration) and
+        # slowed the kernels too. It also keeps θ independent of the BLAS thread count.
         with threadpool_limits(limits=1, user_api="blas"):
             result = minimize(
                 tracker,
