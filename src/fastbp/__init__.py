@@ -7,9 +7,21 @@ in ``DESIGN.md``: ``J`` is the regularized cross-entropy, the gradient is exact.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._io import load, save
 from ._layout import n_params, pack, unpack
-from ._objective import Objective, cost, cost_and_grad
+from ._objective import Objective, cost, cost_and_grad, predict_proba
 from ._threading import threading_info, threads
+from ._workflow import (
+    FitResult,
+    GradientCheck,
+    check_gradient,
+    fit,
+    init_weights,
+    numerical_gradient,
+    predict,
+    sigmoid,
+    sigmoid_gradient,
+)
 
 try:
     __version__ = version("fastbp")
@@ -17,12 +29,24 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "FitResult",
+    "GradientCheck",
     "Objective",
     "__version__",
+    "check_gradient",
     "cost",
     "cost_and_grad",
+    "fit",
+    "init_weights",
+    "load",
     "n_params",
+    "numerical_gradient",
     "pack",
+    "predict",
+    "predict_proba",
+    "save",
+    "sigmoid",
+    "sigmoid_gradient",
     "threading_info",
     "threads",
     "unpack",
