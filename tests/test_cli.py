@@ -69,6 +69,18 @@ def test_console_script_is_cli_main():
     assert getattr(import_module(module), name) is cli.main
 
 
+def test_info_prints_the_threading_layer():
+    result = run("--info")
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines()[1:] if ": " in line)
+    assert lines["layer"] in ("tbb", "omp", "workqueue")
+    assert int(lines["threads"]) >= 1
+    assert lines["fork_safe"] in ("True", "False")
+    assert lines["slp_vectorizer"] == "True"
+    forced = run("--info", NUMBA_THREADING_LAYER="workqueue")
+    assert "layer: workqueue" in forced.stdout
+
+
 def test_python_dash_m_runs_cli_main():
     source = (SOURCE / "fastbp" / "__main__.py").read_text()
     assert "from .cli import main" in source

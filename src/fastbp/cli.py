@@ -21,7 +21,7 @@ from . import __version__
 from ._io import load, save
 from ._layout import unpack
 from ._objective import Objective, cost, cost_and_grad
-from ._threading import _check_thread_count, threads
+from ._threading import _check_thread_count, threading_info, threads
 from ._workflow import FitResult, check_gradient, fit, init_weights
 
 __all__ = ["main"]
@@ -88,6 +88,24 @@ def _label(text: str) -> int | str:
         return text
 
 
+class _InfoAction(argparse.Action):
+    """``fastbp --info``: print fastbp.threading_info() and exit, like --version."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        import numba
+
+        info = threading_info()
+        print(f"fastbp {__version__}, numba {numba.__version__}")
+        for key, value in info.items():
+            print(f"{key}: {value}")
+        if not info["slp_vectorizer"]:
+            print("note: this numba has no SLP vectorizer setting; the kernels run slower")
+        parser.exit(0)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="fastbp",
@@ -95,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Run 'fastbp COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"fastbp {__version__}")
+    parser.add_argument(
+        "--info",
+        action=_InfoAction,
+        help="print how fastbp runs here (threading layer, threads, fork safety) and exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
