@@ -14,6 +14,8 @@ import fastbp
 from fastbp import _objective
 from fastbp._objective import predict_proba
 
+import reference
+
 MiB = 2**20
 
 # Run in a fresh process, so that RssAnon (anonymous resident memory: heap, numpy buffers, numba
@@ -116,7 +118,7 @@ def test_gradient_of_a_1_gib_memmap_in_bounded_memory(tmp_path):
         J, grad = fastbp.cost_and_grad(theta_d, X, y, sizes)
         for J_other, grad_other in (
             fastbp.cost_and_grad(theta_d, X_in_memory, y_in_memory, sizes),
-            fastbp.Objective(X_in_memory.astype(dtype), y_in_memory, sizes)(theta_d),
+            fastbp.Objective(X, y, sizes, dtype=dtype)(theta_d),
         ):
             assert J_other == J
             assert grad_other.tobytes() == grad.tobytes()
@@ -175,43 +177,67 @@ def test_no_temporary_grows_with_m(targets, tmp_path, rng):
 
 @pytest.mark.usefixtures("small_chunks")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_result_does_not_depend_on_how_X_is_stored(dtype, tmp_path, rng):
+def test_data_stored_alike_gives_the_same_bits_in_memory_and_in_a_file(dtype, tmp_path, rng):
+    """Data in the kernels' layout goes to them in one call; anything else runs chunk by chunk.
+    Either way, a file and memory holding the same arrays give bitwise the same result."""
     m, sizes = 5000, (7, 6, 4)
     assert _objective.chunk_rows(sizes, dtype) < m  # several chunks and a partial last one
     X = rng.uniform(-1, 1, (m, 7)).astype(dtype)
     y = rng.integers(0, 4, m)
     theta = rng.normal(size=fastbp.n_params(sizes)).astype(dtype)
     expected = fastbp.cost_and_grad(theta, X, y, sizes, 0.5)
-    X_map = save(tmp_path / "X.npy", X)
-    variants = {
-        "memmap": (X_map, save(tmp_path / "y.npy", y.astype(np.int16))),
-        "Fortran memmap": (save(tmp_path / "XF.npy", np.asfortranarray(X)), y),
-        "read-only": (np.frombuffer(X.tobytes(), dtype).reshape(m, 7), y),
-        "strided": (np.repeat(X, 2, axis=1)[:, ::2], y.astype(np.uint8)),
+    read_only = np.frombuffer(X.tobytes(), dtype).reshape(m, 7)
+    assert not read_only.flags.writeable
+    stored_alike = {  # name: (in memory, in a file)
+        "kernel layout": ((X, y), (save(tmp_path / "X.npy", X), save(tmp_path / "y.npy", y))),
+        "read-only": ((read_only, y), (read_only, y)),
+        "Fortran order": (
+            (np.asfortranarray(X), y),
+            (save(tmp_path / "F.npy", np.asfortranarray(X)), y),
+        ),
+        "int16 labels": ((X, y.astype(np.int16)), (X, save(tmp_path / "y16.npy", y.astype("i2")))),
+        "float32 X": (
+            (X.astype(np.float32), y),
+            (save(tmp_path / "X32.npy", X.astype(np.float32)), y),
+        ),
     }
-    for name, (X_variant, y_variant) in variants.items():
-        for J, grad in (
-            fastbp.cost_and_grad(theta, X_variant, y_variant, sizes, 0.5),
-            fastbp.Objective(X_variant, y_variant, sizes, 0.5, dtype=dtype)(theta),
+    for name, ((X_memory, y_memory), (X_file, y_file)) in stored_alike.items():
+        J, grad = fastbp.cost_and_grad(theta, X_memory, y_memory, sizes, 0.5)
+        for J_other, grad_other in (
+            fastbp.cost_and_grad(theta, X_file, y_file, sizes, 0.5),
+            fastbp.Objective(X_file, y_file, sizes, 0.5, dtype=dtype)(theta),
         ):
-            assert J == expected[0], name
-            assert grad.tobytes() == expected[1].tobytes(), name
+            assert J_other == J, name
+            assert grad_other.tobytes() == grad.tobytes(), name
+        if name == "float32 X" and dtype == np.float64:
+            continue  # other values: the float32-rounded X
+        tolerance = 1e-12 if dtype == np.float64 else 1e-5  # chunk sums: other rounding only
+        assert abs(J - expected[0]) / expected[0] <= tolerance, name
+        assert reference.max_rel(grad, expected[1]) <= tolerance, name
     proba = predict_proba(theta, X, sizes)
-    np.testing.assert_array_equal(predict_proba(theta, X_map, sizes), proba)
+    np.testing.assert_array_equal(predict_proba(theta, save(tmp_path / "P.npy", X), sizes), proba)
+    fortran = predict_proba(theta, np.asfortranarray(X), sizes)
+    assert reference.max_rel(fortran, proba) <= (1e-15 if dtype == np.float64 else 1e-6)
 
 
 @pytest.mark.usefixtures("small_chunks")
 def test_float32_memmap_feeds_the_float64_kernels_chunk_by_chunk(tmp_path, rng):
-    """A float32 file with float64 θ: each chunk is widened exactly, as a whole-array cast would."""
+    """A float32 file with float64 θ: each chunk is widened exactly, then summed in chunk order."""
     m, sizes = 3000, (5, 4, 2)
+    assert _objective.chunk_rows(sizes, np.float64) < m
     X32 = rng.uniform(-1, 1, (m, 5)).astype(np.float32)
     y = rng.integers(0, 2, m)
     theta = rng.normal(size=fastbp.n_params(sizes))
     J, grad = fastbp.cost_and_grad(theta, save(tmp_path / "X.npy", X32), y, sizes)
-    J64, grad64 = fastbp.cost_and_grad(theta, X32.astype(np.float64), y, sizes)
     assert grad.dtype == np.float64
-    assert J == J64
-    assert grad.tobytes() == grad64.tobytes()
+    rows = _objective.chunk_rows(sizes, np.float64)
+    chunks = [
+        fastbp.partial_sums(theta, X32[a : a + rows].astype(np.float64), y[a : a + rows], sizes)
+        for a in range(0, m, rows)
+    ]
+    J_chunks, grad_chunks = fastbp.combine(chunks, theta, sizes)
+    assert J == J_chunks
+    assert grad.tobytes() == grad_chunks.tobytes()
 
 
 @pytest.mark.usefixtures("small_chunks")

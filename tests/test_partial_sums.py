@@ -66,17 +66,25 @@ def test_slices_combine_in_the_given_order(rng):
     assert reference.max_rel(grad_reg, grad_ref) <= 1e-12
 
 
-def test_objective_is_built_on_the_chunked_partial_sums(monkeypatch, rng):
-    """With chunks of 256 rows, the objective is the ordered sum of per-chunk partial sums."""
+def test_data_to_convert_runs_as_the_ordered_sum_of_chunk_partial_sums(monkeypatch, rng):
+    """float32 X with float64 θ is converted in chunks of 256 rows: the objective is then the
+    ordered sum of the chunks' partial sums; data in the kernels' layout runs in one call."""
     monkeypatch.setattr(_objective, "CHUNK_BYTES", 256 * (6 + 3) * 8)
     assert _objective.chunk_rows((6, 5, 3), np.float64) == 256
     theta, X, y, sizes = problem(rng)
+    X32 = X.astype(np.float32)
     starts = range(0, 3001, 256)
-    per_chunk = [fastbp.partial_sums(theta, X[a : a + 256], y[a : a + 256], sizes) for a in starts]
+    per_chunk = [
+        fastbp.partial_sums(theta, X32[a : a + 256], y[a : a + 256], sizes) for a in starts
+    ]
     expected = fastbp.combine(per_chunk, theta, sizes, 0.4)
-    J, grad = fastbp.Objective(X, y, sizes, 0.4)(theta)
+    J, grad = fastbp.cost_and_grad(theta, X32, y, sizes, 0.4)
     assert J == expected[0]
     assert grad.tobytes() == expected[1].tobytes()
+    whole = fastbp.combine([fastbp.partial_sums(theta, X, y, sizes)], theta, sizes, 0.4)
+    J, grad = fastbp.Objective(X, y, sizes, 0.4)(theta)
+    assert J == whole[0]
+    assert grad.tobytes() == whole[1].tobytes()
 
 
 def test_combine_rejects_bad_partials(rng):

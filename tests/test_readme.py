@@ -13,6 +13,15 @@ def code_blocks(language):
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
 
 
+def test_first_command_installs_and_runs_the_demo():
+    import tomllib
+
+    assert code_blocks("bash")[0].strip() == 'pip install -e ".[demo]" && fastbp demo'
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "demo" in project["optional-dependencies"]
+    assert "fastbp" in project["scripts"]
+
+
 def test_ci_runs_the_readme_test_command_verbatim():
     test_command = code_blocks("bash")[1].strip()
     assert "pytest" in test_command
@@ -27,6 +36,19 @@ def test_scipy_example_runs():
     J, shapes = out.stdout.split(" ", 1)
     assert 0 < float(J) < 1.2  # below the cost at θ0 (about 3 log 2 = 2.08)
     assert shapes.strip() == "(16, 21) (3, 17)"
+
+
+def test_course_workflow_example_runs():
+    example = code_blocks("python")[1]
+    assert "init_weights" in example
+    assert "check_gradient" in example
+    assert len(example.strip().splitlines()) <= 12
+    out = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, timeout=300, check=True
+    )
+    relative_difference, accuracy = map(float, out.stdout.split())
+    assert relative_difference < 1e-9
+    assert accuracy > 0.95
 
 
 def test_dask_example_runs_on_a_local_cluster():

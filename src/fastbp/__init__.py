@@ -9,8 +9,21 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from ._io import load, save
 from ._layout import n_params, pack, unpack
-from ._objective import Objective, combine, cost, cost_and_grad, partial_sums
+from ._objective import Objective, combine, cost, cost_and_grad, partial_sums, predict_proba
+from ._threading import threading_info, threads
+from ._workflow import (
+    FitResult,
+    GradientCheck,
+    check_gradient,
+    fit,
+    init_weights,
+    numerical_gradient,
+    predict,
+    sigmoid,
+    sigmoid_gradient,
+)
 
 try:
     __version__ = version("fastbp")
@@ -18,14 +31,28 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "FitResult",
+    "GradientCheck",
     "Objective",
     "__version__",
+    "check_gradient",
     "combine",
     "cost",
     "cost_and_grad",
+    "fit",
+    "init_weights",
+    "load",
     "n_params",
+    "numerical_gradient",
     "pack",
     "partial_sums",
+    "predict",
+    "predict_proba",
+    "save",
+    "sigmoid",
+    "sigmoid_gradient",
+    "threading_info",
+    "threads",
     "unpack",
 ]
 

@@ -2,45 +2,70 @@
 
 Every kernel takes arrays and scalars only. The layer sizes ``s_1 … s_L`` arrive as an int64
 array ``sizes``; Θ^(l) starts in the flat vector ``theta`` at ``Σ_{k<l} s_{k+1} (s_k + 1)`` and is
-row-major with shape ``(s_{l+1}, s_l + 1)``.
-
-Examples are processed in tiles of ``TILE`` examples. Inside a tile each example keeps its own
-activations and its own δ column; the tile only lets the innermost loops run across examples, so
-that they vectorize. The result is the literal loop of DESIGN.md, example by example:
+row-major with shape ``(s_{l+1}, s_l + 1)``. For every example i (DESIGN.md, "Gradient"):
 
     a^(1) = x;  z^(l+1) = Θ^(l) [1; a^(l)];  a^(l+1) = g(z^(l+1))
     δ^(L) = a^(L) − y;  δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l))
     Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ
     cost  += Σ_k softplus(z_k^(L)) − y_k z_k^(L)
 
-Parallelism is deterministic: the tiles are split into ``n_blocks`` contiguous blocks whose
-boundaries depend only on ``m`` (see :func:`block_count`, which depends on ``m``, the parameter
-count and the dtype); each block accumulates its own Δ and cost, and the blocks are added in
-block order. The thread count never changes a single bit of the result.
+Two implementations of that loop live here:
 
-Kernels are compiled lazily, one dtype at a time, with one explicit signature per dtype and
-``cache=True`` (see :func:`kernel`).
+* ``_literal_sums``: one example at a time, line by line the loop above. The readable reference
+  path (``kernel="literal"``).
+* ``_tiled_sums`` / ``_tiled_sums_parallel``: the fast path. Examples go through in tiles of
+  ``TILE``; inside a tile every example still keeps its own activations and its own δ column —
+  the tile only lets the innermost loops run across examples so that they vectorize, and lets a
+  weight loaded once serve the whole tile. Weights, activations and Δ live in zero-padded
+  per-layer buffers so that register blocks never need tail code (padding contributes exact
+  zeros).
+
+Parallelism is deterministic: the tiles are split into ``n_blocks`` contiguous blocks (see
+:func:`block_count`, which depends only on m, the layer sizes and the dtype); each block
+accumulates its own Δ and cost, and the blocks are added in block order. The thread count never
+changes a single bit of the result.
+
+Kernels compile lazily, one dtype and one entry point at a time, with one explicit signature per
+dtype and ``cache=True`` (see :func:`kernel`).
 """
 
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from typing import Any
 
 import numba
 import numpy as np
 from numba import prange, types
+from numba.core import cgutils
+from numba.core.compiler_lock import global_compiler_lock
+from numba.extending import intrinsic, overload
 
-TILE = 32  # examples per tile: the innermost loops run across a tile's examples
+TILE = 32  # examples per tile; the Δ update is a rank-TILE update of each Δ row segment
 MIN_BLOCK_EXAMPLES = 128  # a parallel block holds at least this many examples
 MAX_BLOCKS = 16
 MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay under this
-REDUCE_CHUNK = 4096  # gradient entries per parallel task of the final block sum
+PARALLEL_SUM_ENTRIES = 2**17  # block Δ entries from which the final block sum runs in parallel
+
+# Register blocks, per dtype, measured on this project's machine (AMD EPYC Zen 3, AVX2, 16 ymm
+# registers) with SLP vectorization on, GFLOP/s per core of a 512 × 512 layer (tools/ sweeps,
+# other processes running):
+#   forward / δ products, rows × examples: float64 3×16 = 31.6 (2×32: 18.7, 4×16: 24.9, 1×32: 20.7);
+#                                           float32 2×32 = 58.4 (3×16: 43.4, 4×16: 35.0).
+#   Δ update, rows × columns:               float64 3×16 = 33.9 (4×8: 36.7 but rows padded to 12);
+#                                           float32 6×16 = 65.2 (2×16: 51.3, 4×16: 60.1).
+# (rows of a product block, examples of a product block, rows of a Δ block, columns of a Δ block)
+_BLOCK_SHAPES = {
+    np.dtype(np.float64): (3, 16, 3, 16),
+    np.dtype(np.float32): (2, 32, 6, 16),
+}
 
 # Compilation options shared by every kernel.
 #  error_model="numpy": no zero-division branch in every float division, so the sigmoid loops
-#  vectorize. fastmath={"contract"}: multiply-adds become FMAs; no reassociation, so the order of
-#  every sum is the order written here.
+#  vectorize (PERF-NOTES: 800 sigmoids 4.4 µs → 0.98 µs).
+#  fastmath={"contract"}: multiply-adds become FMAs; no reassociation, so the order of every sum
+#  is the order written here (and the exp's rounding trick survives).
 _OPTIONS: dict[str, Any] = {
     "cache": True,
     "error_model": "numpy",
@@ -49,174 +74,490 @@ _OPTIONS: dict[str, Any] = {
 }
 
 
-def block_count(m: int, n_params: int, dtype: np.dtype | type) -> int:
-    """Number of parallel blocks for ``m`` examples: depends on m, the parameter count and dtype.
+def _round_up(n: int, k: int) -> int:
+    return -(-n // k) * k
 
-    At most ``MAX_BLOCKS``, at least ``MIN_BLOCK_EXAMPLES`` examples per block, and the blocks' Δ
-    copies together within ``MAX_BLOCK_DELTA_BYTES``. A count of 1 means the serial kernel runs.
+
+def padded_layout(layer_sizes: tuple[int, ...] | np.ndarray, dtype: Any) -> np.ndarray:
+    """Rows and columns of each layer's zero-padded weight buffer, as an (L−1, 2) int64 array.
+
+    Rows of Θ^(l) are padded to a multiple of the row blocks; columns (bias included) to a
+    multiple of the Δ column block, with room for the bias plus the padded units of the layer
+    below, which the δ product reads.
     """
+    R, _, RD, C = _BLOCK_SHAPES[np.dtype(dtype)]
+    rows_multiple = R * RD // np.gcd(R, RD)
+    sizes = [int(s) for s in layer_sizes]
+    out = np.empty((len(sizes) - 1, 2), np.int64)
+    for l in range(len(sizes) - 1):
+        out[l, 0] = _round_up(sizes[l + 1], rows_multiple)
+        below = _round_up(sizes[l], rows_multiple) if l > 0 else sizes[l]
+        out[l, 1] = _round_up(max(sizes[l], below) + 1, C)
+    return out
+
+
+def block_count(m: int, layer_sizes: tuple[int, ...], dtype: Any) -> int:
+    """Number of parallel blocks for ``m`` examples; depends on m, the layer sizes and dtype only.
+
+    At most ``MAX_BLOCKS``, at least ``MIN_BLOCK_EXAMPLES`` examples per block, and the blocks'
+    padded Δ copies together within ``MAX_BLOCK_DELTA_BYTES``. A count of 1 means the serial
+    kernel runs.
+    """
+    layout = padded_layout(layer_sizes, dtype)
+    delta_bytes = int((layout[:, 0] * layout[:, 1]).sum()) * np.dtype(dtype).itemsize
     by_examples = m // MIN_BLOCK_EXAMPLES
-    by_memory = MAX_BLOCK_DELTA_BYTES // (n_params * np.dtype(dtype).itemsize)
+    by_memory = MAX_BLOCK_DELTA_BYTES // delta_bytes
     return max(1, min(MAX_BLOCKS, by_examples, by_memory))
 
 
-@numba.njit(inline="always", **_OPTIONS)
-def _sigmoid(z, one):
-    return one / (one + np.exp(-z))
+# --------------------------------------------------------------------------------------------
+# Small compiled building blocks
+
+
+@intrinsic
+def _stack_empty(typingctx, size, dtype):
+    """An uninitialized stack array of ``size`` (a literal) elements: a register block.
+
+    numba has no stack arrays; heap scratch (np.empty) stays in memory, while an alloca of
+    literal size is promoted to registers once the loops over it are unrolled (PERF-NOTES:
+    57 vs 6 GFLOP/s per core).
+    """
+    if not isinstance(size, types.IntegerLiteral):
+        return None
+
+    def codegen(context, builder, signature, args):
+        element = context.get_value_type(dtype.dtype)
+        count = context.get_constant(types.intp, size.literal_value)
+        return cgutils.alloca_once(builder, element, size=count)
+
+    return types.CPointer(dtype.dtype)(size, dtype), codegen
+
+
+@intrinsic
+def _bitcast(typingctx, value, target):
+    """Reinterpret the bits of a scalar as ``target`` (same width): float64 ↔ int64 etc."""
+    to = target.dtype if isinstance(target, types.NumberClass) else target
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(to))
+
+    return to(value, target), codegen
+
+
+def _exp(x):  # pragma: no cover - replaced by the overload below
+    raise NotImplementedError
+
+
+@overload(_exp, jit_options={"error_model": "numpy", "fastmath": {"contract"}})
+def _exp_overload(x):
+    """e^x without a libm call, so loops over it vectorize (PERF-NOTES: libm exp is scalar).
+
+    x = n ln 2 + r with |r| ≤ ln2/2; e^r by its Taylor polynomial (degree 12 for float64, 7 for
+    float32: truncation below half an ulp); 2^n from the exponent bits. n is rounded with the
+    shift trick (x log2(e) + 1.5·2^52 puts n in the low mantissa bits), which needs an exact
+    add and subtract: the kernels never allow reassociation. Valid for x in [−708, 709] (float64)
+    / [−87, 88] (float32); callers clamp.
+    """
+    if x == types.float64:
+        shift, bias, mantissa_bits, degree, itype = 6755399441055744.0, 1023, 52, 12, np.int64
+        ln2_hi, ln2_lo = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+    elif x == types.float32:
+        shift, bias, mantissa_bits, degree, itype = 12582912.0, 127, 23, 7, np.int32
+        ln2_hi, ln2_lo = 0.693145751953125, 1.428606765330187045e-06
+    else:
+        return None
+    F = np.float64 if x == types.float64 else np.float32
+    inverse_factorials = tuple(
+        F(1.0 / np.prod(np.arange(1.0, k + 1))) for k in range(degree, -1, -1)
+    )
+    c_shift, c_log2e, c_hi, c_lo = F(shift), F(1.4426950408889634), F(ln2_hi), F(ln2_lo)
+
+    def impl(x):
+        kd = x * c_log2e + c_shift
+        bits = _bitcast(kd, itype)
+        n = kd - c_shift
+        r = x - n * c_hi - n * c_lo
+        p = inverse_factorials[0]
+        for c in inverse_factorials[1:]:
+            p = p * r + c
+        scale = _bitcast(itype((bits + itype(bias)) << itype(mantissa_bits)), F)
+        return p * scale
+
+    return impl
+
+
+def _sigmoid(z):  # pragma: no cover - replaced by the overload below
+    raise NotImplementedError
+
+
+@overload(_sigmoid, jit_options={"error_model": "numpy", "fastmath": {"contract"}})
+def _sigmoid_overload(z):
+    """g(z) = 1 / (1 + e^(−z)), exactly 0 below −708 (float64) / −87 (float32), 1 when e^(−z)
+    vanishes against 1; branch-free, so it vectorizes."""
+    if z == types.float64:
+        F, low, high = np.float64, -708.0, 708.0
+    elif z == types.float32:
+        F, low, high = np.float32, -87.0, 87.0
+    else:
+        return None
+    one, c_low, c_high = F(1.0), F(low), F(high)
+
+    def impl(z):
+        e = _exp(min(max(-z, -c_high), -c_low))
+        # a mask, not a branch: a branch here keeps the loop from vectorizing
+        return one / (one + e) * F(z >= c_low)
+
+    return impl
+
+
+# --------------------------------------------------------------------------------------------
+# Register-blocked micro-kernels (shapes from _BLOCK_SHAPES, chosen by dtype at compile time)
+
+
+STORE_Z, STORE_SIGMOID, STORE_DELTA = 0, 1, 2  # what _product_block does with its block
+
+
+def _product_block(W, transposed, i0, B, n_k, out, t0, G, epilogue):  # pragma: no cover
+    raise NotImplementedError
+
+
+@overload(
+    _product_block,
+    jit_options={"error_model": "numpy", "fastmath": {"contract"}},
+    prefer_literal=True,
+)
+def _product_block_overload(W, transposed, i0, B, n_k, out, t0, G, epilogue):
+    """One register block of R units × TB examples of a layer product, then its epilogue.
+
+    s[i, t] = Σ_{k<n_k} w(i, k) B[k, t0 + t], with w(i, k) = W[i0 + i, k], or W[k, i0 + i] when
+    ``transposed`` (the δ product runs through Θᵀ). Then, by ``epilogue``:
+      STORE_Z        out[i, t0 + t] = s           (z^(L) of the output layer)
+      STORE_SIGMOID  out[i, t0 + t] = g(s)        (a^(l+1) = g(z^(l+1)))
+      STORE_DELTA    out[i, t0 + t] = s a (1 − a) with a = G[i, t0 + t]   (δ^(l), g' = a(1 − a))
+    W: padded weights (rows, cols). B: unit-major activations or δ (units, TILE). out, G: unit-major
+    (≥ R rows, TILE), their row 0 is unit i0. Every weight is loaded once and serves TB examples;
+    the block stays in registers. ``transposed`` and ``epilogue`` must be literals.
+    """
+    if not isinstance(transposed, types.BooleanLiteral) or not isinstance(
+        epilogue, types.IntegerLiteral
+    ):
+        return None
+    by_column = transposed.literal_value
+    mode = epilogue.literal_value
+    R, TB, _, _ = _BLOCK_SHAPES[np.dtype(str(W.dtype))]
+    block = R * TB
+    F = numba.np.numpy_support.as_dtype(W.dtype).type
+
+    def impl(W, transposed, i0, B, n_k, out, t0, G, epilogue):
+        s = numba.carray(_stack_empty(block, W.dtype), (R, TB))
+        for i in range(R):
+            for t in range(TB):
+                s[i, t] = F(0.0)
+        for k in range(n_k):
+            b = B[k, t0 : t0 + TB]
+            for i in range(R):
+                w = W[k, i0 + i] if by_column else W[i0 + i, k]
+                for t in range(TB):
+                    s[i, t] += w * b[t]
+        for i in range(R):
+            target = out[i, t0 : t0 + TB]
+            if mode == STORE_Z:
+                for t in range(TB):
+                    target[t] = s[i, t]
+            elif mode == STORE_SIGMOID:
+                for t in range(TB):
+                    target[t] = _sigmoid(s[i, t])
+            else:
+                a = G[i, t0 : t0 + TB]
+                for t in range(TB):
+                    target[t] = s[i, t] * (a[t] * (F(1.0) - a[t]))
+
+    return impl
+
+
+def _delta_update(D, r0, c0, delta, AT):  # pragma: no cover - overload below
+    raise NotImplementedError
+
+
+@overload(_delta_update, jit_options={"error_model": "numpy", "fastmath": {"contract"}})
+def _delta_update_overload(D, r0, c0, delta, AT):
+    """D[r0 + i, c0 + c] += Σ_t δ[r0 + i, t] AT[t, c0 + c]: a rank-TILE update of an RD × C block.
+
+    D: padded Δ of one layer (rows, cols), written. delta: (rows, TILE). AT: example-major
+    activations [1; a] of the layer below (TILE, ≥ cols). Each example's δ column meets that
+    example's own activations: Δ += δ [1; a]ᵀ, summed over the tile in example order.
+    """
+    _, _, RD, C = _BLOCK_SHAPES[np.dtype(str(D.dtype))]
+    block = RD * C
+    F = numba.np.numpy_support.as_dtype(D.dtype).type
+
+    def impl(D, r0, c0, delta, AT):
+        a = numba.carray(_stack_empty(block, D.dtype), (RD, C))
+        for i in range(RD):
+            for c in range(C):
+                a[i, c] = F(0.0)
+        for t in range(TILE):
+            x = AT[t, c0 : c0 + C]
+            for i in range(RD):
+                d = delta[r0 + i, t]
+                for c in range(C):
+                    a[i, c] += d * x[c]
+        for i in range(RD):
+            row = D[r0 + i, c0 : c0 + C]
+            for c in range(C):
+                row[c] += a[i, c]
+
+    return impl
+
+
+def _shapes(W):  # pragma: no cover - overload below
+    raise NotImplementedError
+
+
+@overload(_shapes)
+def _shapes_overload(W):
+    """(R, TB, RD, C) of W's dtype, as compile-time constants."""
+    R, TB, RD, C = _BLOCK_SHAPES[np.dtype(str(W.dtype))]
+    return lambda W: (R, TB, RD, C)
+
+
+# --------------------------------------------------------------------------------------------
+# The tiled kernel
 
 
 @numba.njit(**_OPTIONS)
-def _block(theta, sizes, X, labels, Y, tile_start, tile_stop, Delta, proba, want_grad):
-    """Run tiles ``[tile_start, tile_stop)``; return Σ of the per-example costs (float64).
+def _pad_weights(theta, sizes, layout):
+    """θ → one zero-padded buffer per layer, concatenated: (buffer, offsets, all θ finite)."""
+    n_layers = sizes.shape[0] - 1
+    offsets = np.zeros(n_layers + 1, np.int64)
+    for l in range(n_layers):
+        offsets[l + 1] = offsets[l] + layout[l, 0] * layout[l, 1]
+    padded = np.zeros(offsets[n_layers], theta.dtype)
+    start = 0
+    finite = True
+    for l in range(n_layers):
+        n_in = sizes[l] + 1
+        for r in range(sizes[l + 1]):
+            for j in range(n_in):
+                w = theta[start + r * n_in + j]
+                finite &= np.isfinite(w)
+                padded[offsets[l] + r * layout[l, 1] + j] = w
+        start += sizes[l + 1] * n_in
+    return padded, offsets, finite
 
-    theta: (P,) weights. sizes: (L,) int64. X: (m, s_1). labels: (m,) int64 or (0,). Y: (m, K) or
-    (0, K): targets, used when labels is empty; with both empty no cost is computed.
-    Delta: (P,) written: Δ += δ [1; a]ᵀ for these examples (when want_grad). proba: (m, K) or
-    (0, K), written with h_Θ(x) when it has m rows.
+
+@numba.njit(**_OPTIONS)
+def _tiled_block(
+    padded, offsets, sizes, layout, X, labels, Y, tile_start, tile_stop, Delta, proba, want_grad
+):
+    """Tiles ``[tile_start, tile_stop)``: return Σ of their per-example costs (float64).
+
+    padded, offsets: from ``_pad_weights``. X: (m, s_1). labels (m,) int64 or (0,); Y (m, K) or
+    (0, K): the targets (labels when given); with both empty no cost is computed. Delta: padded
+    Δ like ``padded``, written (+=) when want_grad. proba: (m, K) or (0, K), h_Θ(x) written when
+    it has m rows (only when no targets are given).
     """
-    F = theta.dtype.type
+    F = padded.dtype.type
     zero = F(0.0)
     one = F(1.0)
-    L = sizes.shape[0]
+    R, TB, RD, C = _shapes(padded)
+    n_layers = sizes.shape[0] - 1
     m = X.shape[0]
-    K = sizes[L - 1]
+    K = sizes[n_layers]
     use_labels = labels.shape[0] > 0
     has_targets = use_labels or Y.shape[0] > 0
     write_proba = proba.shape[0] > 0
 
-    # Offsets: weights of layer l in theta, rows of layer l in act (bias row first), columns of
-    # hidden layer l in the example-major copy actT.
-    w_off = np.zeros(L, np.int64)
-    a_off = np.zeros(L, np.int64)
-    c_off = np.zeros(L, np.int64)
-    widest = 1
-    for l in range(L - 1):
-        w_off[l + 1] = w_off[l] + sizes[l + 1] * (sizes[l] + 1)
-        a_off[l + 1] = a_off[l] + sizes[l] + 1
-        c_off[l + 1] = c_off[l] + (sizes[l] + 1 if l > 0 else 0)
-        widest = max(widest, sizes[l + 1])
-    act = np.empty((a_off[L - 1], TILE), theta.dtype)  # [unit, example], layers 1 … L−1
-    actT = np.empty((TILE, max(c_off[L - 1], 1)), theta.dtype)  # [example, unit], hidden layers
-    zL = np.empty((K, TILE), theta.dtype)
-    delta = np.empty((widest, TILE), theta.dtype)
-    delta_prev = np.empty((widest, TILE), theta.dtype)
-    for l in range(L - 1):
-        act[a_off[l], :] = one
-        if l > 0:
-            actT[:, c_off[l]] = one
+    # Per-tile scratch, allocated once per block. Activations [1; a^(l)] unit-major (units ×
+    # examples) for the products, and example-major (examples × units) for the Δ update, whose
+    # row stride avoids multiples of 4 KiB (32 rows in one L1 set: 12.8 vs 49.7 GFLOP/s in
+    # PERF-NOTES). Row 0 / column 0 is the bias unit; padding units stay finite.
+    widest = 0
+    rows_total = 0
+    for l in range(n_layers):
+        widest = max(widest, layout[l, 0], layout[l, 1])
+        rows_total += layout[l, 1]
+    stride = widest + C if (widest * padded.itemsize) % 4096 == 0 else widest
+    act_offsets = np.zeros(n_layers + 1, np.int64)
+    for l in range(n_layers):
+        act_offsets[l + 1] = act_offsets[l] + layout[l, 1]
+    act = np.zeros((rows_total, TILE), padded.dtype)
+    actT = np.zeros((TILE, stride), padded.dtype)
+    z_out = np.zeros((layout[n_layers - 1, 0], TILE), padded.dtype)
+    delta = np.zeros((widest, TILE), padded.dtype)
+    delta_below = np.zeros((widest, TILE), padded.dtype)
+    for l in range(n_layers):
+        act[act_offsets[l], :] = one
+    actT[:, 0] = one
+    label = np.zeros(TILE, np.int64)
+    valid = np.zeros(TILE, padded.dtype)
+    linear = np.zeros(TILE, padded.dtype)
+    q = np.zeros(TILE, padded.dtype)
+    logs = np.zeros(TILE, np.float64)
+    cap = F(708.0) if padded.itemsize == 8 else F(87.0)  # e^−cap is still a normal number
 
     cost = 0.0
     for tile in range(tile_start, tile_stop):
         row0 = tile * TILE
         n = min(TILE, m - row0)
         # a^(1) = x, one column per example; the padding examples of a last tile are zeros.
-        for t in range(n):
-            for j in range(sizes[0]):
-                act[1 + j, t] = X[row0 + t, j]
+        # Unit by unit: the tile's 32 rows of X stay in L1 while each unit's row is written
+        # (example by example, ex4's 400 units miss L1 on every write: 2.1× slower forward).
         for j in range(sizes[0]):
+            a_j = act[1 + j]
+            for t in range(n):
+                a_j[t] = X[row0 + t, j]
             for t in range(n, TILE):
-                act[1 + j, t] = zero
+                a_j[t] = zero
 
-        # Forward: z^(l+1) = Θ^(l) [1; a^(l)], a^(l+1) = g(z^(l+1)).
-        for l in range(L - 1):
-            n_in = sizes[l] + 1
-            last = l == L - 2
-            for r in range(sizes[l + 1]):
-                w = w_off[l] + r * n_in
-                out = zL[r] if last else act[a_off[l + 1] + 1 + r]
-                out[:] = zero
-                for j in range(n_in):
-                    wj = theta[w + j]
-                    inp = act[a_off[l] + j]
-                    for t in range(TILE):
-                        out[t] += wj * inp[t]
-                if not last:
-                    for t in range(TILE):
-                        out[t] = _sigmoid(out[t], one)
-                    for t in range(TILE):
-                        actT[t, c_off[l + 1] + 1 + r] = out[t]
-
-        # Output layer: cost from z^(L) (softplus(z) − y z, finite when saturated), δ^(L) = a − y.
-        for t in range(n):
-            row = row0 + t
-            for k in range(K):
-                z = zL[k, t]
-                a = _sigmoid(z, one)
-                if write_proba:
-                    proba[row, k] = a
-                if has_targets:
-                    if use_labels:
-                        y = F(labels[row]) if K == 1 else (one if labels[row] == k else zero)
+        # Forward: z^(l+1) = Θ^(l) [1; a^(l)], a^(l+1) = g(z^(l+1)), R units × TB examples at once.
+        for l in range(n_layers):
+            W = padded[offsets[l] : offsets[l + 1]].reshape((layout[l, 0], layout[l, 1]))
+            below = act[act_offsets[l] : act_offsets[l + 1]]
+            last = l == n_layers - 1
+            for r0 in range(0, layout[l, 0], R):
+                for t0 in range(0, TILE, TB):
+                    if last:
+                        _product_block(
+                            W, False, r0, below, sizes[l] + 1, z_out[r0:], t0, z_out, STORE_Z
+                        )
                     else:
-                        y = Y[row, k]
-                    cost += max(z, zero) + np.log1p(np.exp(-abs(z))) - y * z
-                    delta[k, t] = a - y
+                        above = act[act_offsets[l + 1] + 1 + r0 :]
+                        _product_block(
+                            W, False, r0, below, sizes[l] + 1, above, t0, above, STORE_SIGMOID
+                        )
+
+        # Output layer, unit by unit across the tile's examples (vectorized). With
+        # e = exp(−|z|): softplus(z) − y z = max(z, 0) − y z + log(1 + e), a = g(z) = 1/(1 + e)
+        # for z ≥ 0 and e/(1 + e) below. The logs are taken once per example, of
+        # q = Π_k (1 + e_k) − 1, kept small-value-exact by q ← q + e + q e, folded every 64 units
+        # so that Π stays below 2^64 (float32 overflows from 128 units). One exp per unit and one
+        # log1p per example instead of an exp, a log1p and a sigmoid per unit: ex4 1.15× (f64).
+        for t in range(TILE):
+            label[t] = labels[min(row0 + t, m - 1)] if use_labels else 0
+            valid[t] = one if t < n else zero
+            linear[t] = zero
+            q[t] = zero
+            logs[t] = 0.0
+        for k in range(K):
+            z_k = z_out[k]
+            d_k = delta[k]
+            for t in range(TILE):
+                z = z_k[t]
+                e = _exp(-min(abs(z), cap))
+                a = (F(z >= zero) + F(z < zero) * e * F(z >= -cap)) / (one + e)
+                if use_labels:
+                    y = F(label[t]) if K == 1 else F(label[t] == k)
+                elif has_targets:
+                    y = Y[min(row0 + t, m - 1), k]
+                else:
+                    y = zero
+                linear[t] += max(z, zero) - y * z
+                q[t] += e + q[t] * e
+                d_k[t] = (a - y) * valid[t]
+            if write_proba:  # no targets: y = 0, so δ holds a
+                for t in range(n):
+                    proba[row0 + t, k] = d_k[t]
+            if k % 64 == 63:
+                for t in range(TILE):
+                    logs[t] += np.log1p(q[t])
+                    q[t] = zero
+        if has_targets:
+            for t in range(n):
+                cost += linear[t] + (logs[t] + np.log1p(q[t]))
         if not want_grad:
             continue
-        for k in range(K):
-            for t in range(n, TILE):
-                delta[k, t] = zero
+        for k in range(K, layout[n_layers - 1, 0]):
+            delta[k, :] = zero
 
-        # Backward, layer by layer: Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ, then δ^(l) for hidden l.
-        for l in range(L - 2, -1, -1):
-            n_in = sizes[l] + 1
-            for r in range(sizes[l + 1]):
-                w = w_off[l] + r * n_in
-                bias = zero
-                for t in range(n):
-                    bias += delta[r, t]
-                Delta[w] += bias
-                row_of_delta = Delta[w + 1 : w + n_in]
-                if l == 0:  # a^(1) = x: read the examples straight from X, example-major
-                    for t in range(n):
-                        d = delta[r, t]
-                        x = X[row0 + t]
-                        for j in range(n_in - 1):
-                            row_of_delta[j] += d * x[j]
-                else:
-                    c = c_off[l] + 1
-                    for t in range(n):
-                        d = delta[r, t]
-                        for j in range(n_in - 1):
-                            row_of_delta[j] += d * actT[t, c + j]
+        # Backward, layer by layer: Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ, then δ^(l) for hidden layers.
+        for l in range(n_layers - 1, -1, -1):
+            rows, cols = layout[l, 0], layout[l, 1]
+            below = act[act_offsets[l] : act_offsets[l + 1]]
+            if l == 0:  # example-major [1; x]: rows of X (a row copy, not a transpose)
+                for t in range(TILE):
+                    x_t = actT[t, 1 : 1 + sizes[0]]
+                    if t < n:
+                        x_t[:] = X[row0 + t]
+                    else:
+                        x_t[:] = zero
+            else:  # example-major copy of [1; a^(l)]
+                for j in range(1, cols):
+                    for t in range(TILE):
+                        actT[t, j] = below[j, t]
+            D = Delta[offsets[l] : offsets[l + 1]].reshape((rows, cols))
+            for r0 in range(0, rows, RD):
+                for c0 in range(0, cols, C):
+                    _delta_update(D, r0, c0, delta, actT)
             if l == 0:
                 break
-            # δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l)); padding columns stay zero.
-            for j in range(n_in - 1):
-                delta_prev[j, :] = zero
-            for r in range(sizes[l + 1]):
-                w = w_off[l] + r * n_in
-                for j in range(n_in - 1):
-                    wj = theta[w + 1 + j]
-                    for t in range(TILE):
-                        delta_prev[j, t] += wj * delta[r, t]
-            for j in range(n_in - 1):
-                a_row = act[a_off[l] + 1 + j]
-                for t in range(TILE):
-                    delta_prev[j, t] *= a_row[t] * (one - a_row[t])
-            delta, delta_prev = delta_prev, delta
+            # δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l)): unit j of layer l is
+            # column 1 + j of Θ^(l); padding units get δ = 0 from zero weight columns.
+            W = padded[offsets[l] : offsets[l + 1]].reshape((rows, cols))
+            for j0 in range(0, layout[l - 1, 0], R):
+                for t0 in range(0, TILE, TB):
+                    _product_block(
+                        W,
+                        True,
+                        1 + j0,
+                        delta,
+                        sizes[l + 1],
+                        delta_below[j0:],
+                        t0,
+                        below[1 + j0 :],
+                        STORE_DELTA,
+                    )
+            delta, delta_below = delta_below, delta
     return cost
 
 
-def _sums_serial(theta, sizes, X, labels, Y, grad, proba):
-    """All examples in one block: Σ_i cost_i is returned, Σ_i Δ_i written to grad (if len P)."""
-    want_grad = grad.shape[0] > 0
-    grad[:] = 0
-    n_tiles = (X.shape[0] + TILE - 1) // TILE
-    return _block(theta, sizes, X, labels, Y, 0, n_tiles, grad, proba, want_grad)
+@numba.njit(**_OPTIONS)
+def _unpad_sum(padded_deltas, offsets, sizes, layout, grad, row_start, row_stop):
+    """grad rows [row_start, row_stop) of the flat layout = Σ_b padded_deltas[b], in block order.
+
+    Rows are numbered across layers (Θ^(1)'s rows first); the sum over blocks runs b = 0, 1, …
+    for every entry, so the result never depends on who computes which row.
+    """
+    n_blocks = padded_deltas.shape[0]
+    row = 0
+    start = 0
+    for l in range(sizes.shape[0] - 1):
+        n_in = sizes[l] + 1
+        for r in range(sizes[l + 1]):
+            if row_start <= row < row_stop:
+                source = offsets[l] + r * layout[l, 1]
+                target = start + r * n_in
+                for j in range(n_in):
+                    s = padded_deltas[0, source + j]
+                    for b in range(1, n_blocks):
+                        s += padded_deltas[b, source + j]
+                    grad[target + j] = s
+            row += 1
+        start += sizes[l + 1] * n_in
 
 
-def _sums_parallel(theta, sizes, X, labels, Y, grad, proba, n_blocks):
-    """As ``_sums_serial``, over ``n_blocks`` blocks in parallel, summed in block order."""
+def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
+    """Σ_i cost_i returned, Σ_i Δ_i written to grad (when it has length P), block by block;
+    NaN returned, nothing computed, when θ has a NaN or inf.
+
+    The serial twin of ``_tiled_sums_parallel``: the same ``n_blocks`` blocks, each with its own
+    Δ, added in block order, so the two give bitwise the same result. Used for a single block
+    (no thread launch: 3.4 vs 9.5 µs on tiny in PERF-NOTES) and wherever a parallel launch is
+    unsafe or unwanted (one thread, a forked child of a process that ran OpenMP threads).
+    """
     want_grad = grad.shape[0] > 0
-    P = grad.shape[0]
+    padded, offsets, finite = _pad_weights(theta, sizes, layout)
+    if not finite:
+        return np.nan  # the wrapper names the offending entry
+    Deltas = np.zeros((n_blocks, padded.shape[0] if want_grad else 0), theta.dtype)
     n_tiles = (X.shape[0] + TILE - 1) // TILE
-    Deltas = np.zeros((n_blocks, P), theta.dtype)
-    costs = np.zeros(n_blocks)
-    for b in prange(n_blocks):
-        costs[b] = _block(
-            theta,
+    cost = 0.0
+    for b in range(n_blocks):
+        cost += _tiled_block(
+            padded,
+            offsets,
             sizes,
+            layout,
             X,
             labels,
             Y,
@@ -226,52 +567,206 @@ def _sums_parallel(theta, sizes, X, labels, Y, grad, proba, n_blocks):
             proba,
             want_grad,
         )
-    n_chunks = (P + REDUCE_CHUNK - 1) // REDUCE_CHUNK
-    for c in prange(n_chunks):
-        for p in range(c * REDUCE_CHUNK, min(P, (c + 1) * REDUCE_CHUNK)):
-            s = Deltas[0, p]
-            for b in range(1, n_blocks):
-                s += Deltas[b, p]
-            grad[p] = s
+    if want_grad:
+        _unpad_sum(Deltas, offsets, sizes, layout, grad, 0, sizes[1:].sum())
+    return cost
+
+
+def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
+    """As ``_tiled_sums``, with the blocks and then the rows of the block sum run in parallel."""
+    want_grad = grad.shape[0] > 0
+    padded, offsets, finite = _pad_weights(theta, sizes, layout)
+    if not finite:
+        return np.nan
+    Deltas = np.zeros((n_blocks, padded.shape[0] if want_grad else 0), theta.dtype)
+    costs = np.zeros(n_blocks)
+    n_tiles = (X.shape[0] + TILE - 1) // TILE
+    for b in prange(n_blocks):
+        costs[b] = _tiled_block(
+            padded,
+            offsets,
+            sizes,
+            layout,
+            X,
+            labels,
+            Y,
+            b * n_tiles // n_blocks,
+            (b + 1) * n_tiles // n_blocks,
+            Deltas[b],
+            proba,
+            want_grad,
+        )
+    n_rows = sizes[1:].sum()
+    if want_grad and Deltas.size < PARALLEL_SUM_ENTRIES:  # a second launch costs more
+        _unpad_sum(Deltas, offsets, sizes, layout, grad, 0, n_rows)
+    elif want_grad:
+        n_chunks = min(n_rows, 64)
+        for c in prange(n_chunks):
+            _unpad_sum(
+                Deltas,
+                offsets,
+                sizes,
+                layout,
+                grad,
+                c * n_rows // n_chunks,
+                (c + 1) * n_rows // n_chunks,
+            )
     cost = 0.0
     for b in range(n_blocks):
         cost += costs[b]
     return cost
 
 
-_compiled: dict[tuple[np.dtype, bool], numba.core.dispatcher.Dispatcher] = {}
+# --------------------------------------------------------------------------------------------
+# The literal kernel
+
+
+def _literal_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
+    """The seed's loop, one example at a time, exactly as DESIGN.md writes it (serial).
+
+    Same arguments and results as ``_tiled_sums`` (``layout`` and ``n_blocks`` unused: one pass
+    over the examples in order); NaN when θ is not finite. Kept as the readable
+    reference path, ``kernel="literal"``; the tiled kernel computes the same sums, faster.
+    """
+    F = theta.dtype.type
+    one = F(1.0)
+    zero = F(0.0)
+    n_layers = sizes.shape[0] - 1
+    K = sizes[n_layers]
+    want_grad = grad.shape[0] > 0
+    use_labels = labels.shape[0] > 0
+    has_targets = use_labels or Y.shape[0] > 0
+    w_off = np.zeros(n_layers + 1, np.int64)  # Θ^(l) starts at theta[w_off[l]]
+    a_off = np.zeros(n_layers + 2, np.int64)  # a^(l) is a[a_off[l] : a_off[l + 1]]
+    for l in range(n_layers):
+        w_off[l + 1] = w_off[l] + sizes[l + 1] * (sizes[l] + 1)
+    for l in range(n_layers + 1):
+        a_off[l + 1] = a_off[l] + sizes[l]
+    a = np.zeros(a_off[n_layers + 1], theta.dtype)
+    z_L = np.zeros(K, theta.dtype)
+    delta = np.zeros(a_off[n_layers + 1], theta.dtype)  # δ^(l) is delta[a_off[l] : a_off[l+1]]
+    grad[:] = zero
+    for p in range(theta.shape[0]):
+        if not np.isfinite(theta[p]):
+            return np.nan
+    cost = 0.0
+    for i in range(X.shape[0]):
+        # 1. a^(1) = x^(i); forward pass to a^(L).
+        for j in range(sizes[0]):
+            a[j] = X[i, j]
+        for l in range(n_layers):
+            n_in = sizes[l] + 1
+            for r in range(sizes[l + 1]):
+                w = w_off[l] + r * n_in
+                z = theta[w]
+                for j in range(sizes[l]):
+                    z += theta[w + 1 + j] * a[a_off[l] + j]
+                a[a_off[l + 1] + r] = one / (one + np.exp(-z))
+                if l == n_layers - 1:
+                    z_L[r] = z
+        if proba.shape[0] > 0:
+            for k in range(K):
+                proba[i, k] = a[a_off[n_layers] + k]
+        if not has_targets:
+            continue
+        # 2. δ^(L) = a^(L) − y^(i), and the example's cost from z^(L).
+        for k in range(K):
+            if use_labels:
+                y = F(labels[i]) if K == 1 else (one if labels[i] == k else zero)
+            else:
+                y = Y[i, k]
+            cost += max(z_L[k], zero) + np.log1p(np.exp(-abs(z_L[k]))) - y * z_L[k]
+            delta[a_off[n_layers] + k] = a[a_off[n_layers] + k] - y
+        if not want_grad:
+            continue
+        for l in range(n_layers - 1, -1, -1):
+            n_in = sizes[l] + 1
+            # 4. Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ
+            for r in range(sizes[l + 1]):
+                d = delta[a_off[l + 1] + r]
+                w = w_off[l] + r * n_in
+                grad[w] += d
+                for j in range(sizes[l]):
+                    grad[w + 1 + j] += d * a[a_off[l] + j]
+            # 3. δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* g'(z^(l)), g' = a^(l) .* (1 − a^(l))
+            if l > 0:
+                for j in range(sizes[l]):
+                    s = zero
+                    for r in range(sizes[l + 1]):
+                        s += theta[w_off[l] + r * n_in + 1 + j] * delta[a_off[l + 1] + r]
+                    a_j = a[a_off[l] + j]
+                    delta[a_off[l] + j] = s * a_j * (one - a_j)
+    return cost
+
+
+# --------------------------------------------------------------------------------------------
+# Lazy compilation
+
+KERNELS = ("tiled", "literal")
+_ENTRY_POINTS = {  # (kernel, parallel) -> Python function
+    ("tiled", False): _tiled_sums,
+    ("tiled", True): _tiled_sums_parallel,
+    ("literal", False): _literal_sums,
+}
+_compiled: dict[tuple[np.dtype, str, bool], Any] = {}
 _compile_lock = threading.Lock()
 
 
-def _signature(dtype: np.dtype, parallel: bool) -> Any:
+def _signature(dtype: np.dtype) -> Any:
+    """(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks) -> Σ cost, for one dtype."""
     F = numba.from_dtype(dtype)
     readonly_1d = types.Array(F, 1, "C", readonly=True)
     readonly_2d = types.Array(F, 2, "C", readonly=True)
     ints = types.Array(types.int64, 1, "C", readonly=True)
-    args = [readonly_1d, ints, readonly_2d, ints, readonly_2d, F[::1], F[:, ::1]]
-    if parallel:
-        args.append(types.int64)
-    return types.float64(*args)
+    ints_2d = types.Array(types.int64, 2, "C", readonly=True)
+    args = [readonly_1d, ints, ints_2d, readonly_2d, ints, readonly_2d, F[::1], F[:, ::1]]
+    return types.float64(*args, types.int64)
 
 
-def kernel(dtype: np.dtype | type, parallel: bool) -> numba.core.dispatcher.Dispatcher:
-    """``_sums_parallel`` or ``_sums_serial`` for ``dtype`` (float64 or float32).
+def slp_available() -> bool:
+    """Whether this numba has the (internal) SLP vectorizer switch fastbp compiles with."""
+    return hasattr(numba.config, "SLP_VECTORIZE")
 
-    Compiled, or loaded from numba's on-disk cache, on first use: one dtype and one entry point at
-    a time, so a float64 user never waits for float32 kernels, nor a small problem for the
+
+@contextmanager
+def _slp_vectorization():
+    """Switch LLVM's SLP vectorizer on for fastbp's own compilation only.
+
+    numba reads ``config.SLP_VECTORIZE`` whenever it builds an optimization pipeline; the switch
+    is held under numba's global compiler lock, so no other thread compiles anything while it is
+    on, and it is restored in ``finally``. Cached kernels keep the code they were compiled with.
+    SLP gave 3–14× on the register-blocked loops (PERF-NOTES). Where the setting is missing the
+    kernels still compile, slower (``fastbp --info`` says so).
+    """
+    with global_compiler_lock:
+        if not slp_available():
+            yield
+            return
+        old = numba.config.SLP_VECTORIZE
+        numba.config.SLP_VECTORIZE = 1
+        try:
+            yield
+        finally:
+            numba.config.SLP_VECTORIZE = old
+
+
+def kernel(dtype: Any, parallel: bool, which: str = "tiled") -> Any:
+    """The compiled entry point for ``dtype`` (float64/float32), serial or parallel, tiled/literal.
+
+    Compiled, or loaded from numba's on-disk cache, on first use: one dtype and one entry point
+    at a time, so a float64 user never waits for float32 kernels, nor a small problem for the
     parallel kernel. Writable arrays are accepted where the signature says read-only.
     """
-    key = (np.dtype(dtype), parallel)
+    key = (np.dtype(dtype), which, parallel and which == "tiled")
     dispatcher = _compiled.get(key)
     if dispatcher is None:
         with _compile_lock:
             dispatcher = _compiled.get(key)
             if dispatcher is None:
-                if parallel:
-                    dispatcher = numba.njit(_signature(key[0], True), parallel=True, **_OPTIONS)(
-                        _sums_parallel
+                function = _ENTRY_POINTS[key[1:]]
+                with _slp_vectorization():
+                    dispatcher = numba.njit(_signature(key[0]), parallel=key[2], **_OPTIONS)(
+                        function
                     )
-                else:
-                    dispatcher = numba.njit(_signature(key[0], False), **_OPTIONS)(_sums_serial)
                 _compiled[key] = dispatcher
     return dispatcher

@@ -1,0 +1,373 @@
+"""fastbp and its peers, each computing the same J(θ) and gradient for a :class:`Problem`.
+
+Every implementation turns a problem into a :class:`Prepared` evaluation: the data converted once
+(as an optimizer would use it), θ in the implementation's own layout, a ``call`` that is timed,
+and the conversion of its gradient back to fastbp's flat layout for the agreement check. All of
+them compute DESIGN.md's cost
+
+    J = (1/m) Σ_i Σ_k [−y_k log h_k − (1 − y_k) log(1 − h_k)] + (λ/2m) Σ (non-bias Θ)²
+
+and its gradient, with one-hot targets for the integer labels.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import itertools
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import fastbp
+
+from .cases import Problem
+
+__all__ = [
+    "IMPLEMENTATIONS",
+    "TOLERANCE",
+    "Agreement",
+    "Implementation",
+    "Prepared",
+    "agreement",
+    "check",
+    "course_cost_and_grad",
+    "from_sklearn_layout",
+    "to_sklearn_layout",
+]
+
+# Agreement with fastbp required before a peer is timed (relative, DESIGN.md's measures).
+TOLERANCE = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One implementation set up for one problem.
+
+    ``call(theta)`` takes θ in the implementation's own layout (``theta`` / ``theta_alt``) and
+    returns ``(J, grad)`` with grad in that layout; ``to_fastbp(grad)`` maps it to fastbp's.
+    """
+
+    call: Callable[[Any], tuple[float, Any]]
+    theta: Any
+    theta_alt: Any
+    to_fastbp: Callable[[Any], np.ndarray] = np.asarray
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """A way to compute (J, grad): fastbp itself or a peer it is compared with.
+
+    ``requires`` names the optional module the implementation needs; ``prepare`` imports it only
+    when called, so a missing peer is skipped with a note instead of breaking the benchmark.
+    """
+
+    key: str  # command-line name
+    name: str  # display name
+    is_peer: bool
+    requires: str | None
+    description: str
+    prepare: Callable[[Problem], Prepared]
+
+    def missing(self) -> str | None:
+        """Why this implementation cannot run here, or None when it can."""
+        if self.requires and importlib.util.find_spec(self.requires) is None:
+            return f"{self.requires} is not installed (pip install -e '.[bench]')"
+        return None
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """DESIGN.md's measures against fastbp: cost |J − J_ref| / |J_ref|, gradient max-norm relative."""
+
+    cost: float
+    grad: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return self.cost <= self.tolerance and self.grad <= self.tolerance
+
+
+def agreement(
+    J: float, grad: np.ndarray, J_ref: float, grad_ref: np.ndarray, dtype: np.dtype
+) -> Agreement:
+    """Compare (J, grad) with the reference (J_ref, grad_ref); NaN counts as disagreement."""
+    grad = np.asarray(grad, np.float64)
+    grad_ref = np.asarray(grad_ref, np.float64)
+    if grad.shape != grad_ref.shape:
+        raise ValueError(f"gradient has shape {grad.shape}, expected {grad_ref.shape}")
+    cost = abs(J - J_ref) / abs(J_ref)
+    scale = np.max(np.abs(grad_ref))
+    grad_error = np.max(np.abs(grad - grad_ref)) / scale
+    # NaN never passes a <= test, so a NaN error reads as disagreement (inf makes it explicit).
+    return Agreement(
+        float(np.nan_to_num(cost, nan=np.inf)),
+        float(np.nan_to_num(grad_error, nan=np.inf)),
+        TOLERANCE[np.dtype(dtype)],
+    )
+
+
+def check(prepared: Prepared, reference: tuple[float, np.ndarray], dtype: np.dtype) -> Agreement:
+    """Evaluate ``prepared`` at θ and compare it with fastbp's ``reference`` (J, grad)."""
+    J, grad = prepared.call(prepared.theta)
+    return agreement(J, prepared.to_fastbp(grad), *reference, dtype)
+
+
+# fastbp -------------------------------------------------------------------------------------
+
+
+def _prepare_fastbp(problem: Problem) -> Prepared:
+    objective = fastbp.Objective(
+        problem.X, problem.y, problem.layer_sizes, problem.lam, dtype=problem.dtype
+    )
+    return Prepared(objective, problem.theta, problem.theta_alt)
+
+
+# NumPy: the course's vectorized formulation ------------------------------------------------
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
+def course_cost_and_grad(
+    theta: np.ndarray, X: np.ndarray, Y: np.ndarray, layer_sizes: tuple[int, ...], lam: float
+) -> tuple[float, np.ndarray]:
+    """J and its gradient by the course's matrix formulation (ex4's nnCostFunction, any depth).
+
+    Whole-batch matrices: A^(1) = [1 X], A^(l+1) = [1 g(A^(l) Θ^(l)ᵀ)], H = g(A^(L−1) Θ^(L−1)ᵀ);
+    J = (1/m) Σ (−Y log H − (1 − Y) log(1 − H)) + (λ/2m) Σ (non-bias Θ)²;
+    δ^(L) = H − Y, δ^(l) = (δ^(l+1) Θ^(l))_{:,1:} .* A^(l)_{:,1:} .* (1 − A^(l)_{:,1:});
+    D^(l) = (δ^(l+1))ᵀ A^(l) / m + (λ/m) [0 Θ^(l)_{:,1:}]. ``Y`` is the (m, K) target matrix.
+    """
+    m = X.shape[0]
+    Thetas = fastbp.unpack(theta, layer_sizes)
+    ones = np.ones((m, 1), X.dtype)
+    A = [np.hstack([ones, X])]
+    for Theta in Thetas[:-1]:
+        A.append(np.hstack([ones, _sigmoid(A[-1] @ Theta.T)]))
+    H = _sigmoid(A[-1] @ Thetas[-1].T)
+    penalty = sum(np.sum(Theta[:, 1:] ** 2) for Theta in Thetas)
+    J = np.sum(-Y * np.log(H) - (1 - Y) * np.log(1 - H)) / m + lam / (2 * m) * penalty
+    delta = H - Y
+    grads = [np.empty(0)] * len(Thetas)
+    for l in range(len(Thetas) - 1, -1, -1):
+        grads[l] = delta.T @ A[l] / m
+        grads[l][:, 1:] += lam / m * Thetas[l][:, 1:]
+        if l > 0:
+            delta = (delta @ Thetas[l])[:, 1:] * A[l][:, 1:] * (1 - A[l][:, 1:])
+    return float(J), fastbp.pack(grads)
+
+
+def _prepare_numpy(problem: Problem) -> Prepared:
+    X, Y, sizes, lam = problem.X, problem.targets(), problem.layer_sizes, problem.lam
+    return Prepared(
+        lambda theta: course_cost_and_grad(theta, X, Y, sizes, lam),
+        problem.theta,
+        problem.theta_alt,
+    )
+
+
+# scikit-learn: MLPClassifier's own loss and gradient ----------------------------------------
+
+
+def to_sklearn_layout(theta: np.ndarray, layer_sizes: tuple[int, ...]) -> np.ndarray:
+    """fastbp's θ as scikit-learn's packed vector.
+
+    scikit-learn keeps ``coefs_[l]`` of shape ``(s_l, s_{l+1})`` = Θ^(l)[:, 1:]ᵀ and
+    ``intercepts_[l]`` = Θ^(l)[:, 0], and packs all coefs (row-major) followed by all intercepts.
+    """
+    Thetas = fastbp.unpack(theta, layer_sizes)
+    coefs = [Theta[:, 1:].T.ravel() for Theta in Thetas]
+    intercepts = [Theta[:, 0] for Theta in Thetas]
+    return np.concatenate(coefs + intercepts)
+
+
+def from_sklearn_layout(packed: np.ndarray, layer_sizes: tuple[int, ...]) -> np.ndarray:
+    """scikit-learn's packed vector (θ or gradient) in fastbp's layout: the inverse of the above."""
+    coefs, intercepts = [], []
+    start = 0
+    for s_in, s_out in itertools.pairwise(layer_sizes):
+        coefs.append(packed[start : start + s_in * s_out].reshape(s_in, s_out))
+        start += s_in * s_out
+    for s_out in layer_sizes[1:]:
+        intercepts.append(packed[start : start + s_out])
+        start += s_out
+    if start != packed.shape[0]:
+        raise ValueError(f"packed vector has length {packed.shape[0]}, expected {start}")
+    return fastbp.pack([np.column_stack([b, W.T]) for W, b in zip(coefs, intercepts, strict=True)])
+
+
+def _prepare_sklearn(problem: Problem) -> Prepared:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    sizes, dtype = problem.layer_sizes, problem.dtype
+    K = sizes[-1]
+    # Fitting once only sets up the network's structure (the weights are replaced at every
+    # call), so a few rows of every class suffice. Integer 0/1 labels give one logistic output;
+    # a one-hot indicator matrix makes scikit-learn treat the task as multi-label, whose loss is
+    # the sum of K binary cross-entropies: DESIGN.md's cost (a softmax output would not be).
+    n_fit = max(2, K)
+    fit_rows = np.arange(n_fit)
+    fit_targets = fit_rows % 2 if K == 1 else np.eye(K, dtype=np.int64)[fit_rows % K]
+    model = MLPClassifier(
+        hidden_layer_sizes=sizes[1:-1],
+        activation="logistic",
+        solver="lbfgs",
+        alpha=problem.lam,
+        max_iter=1,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(np.zeros((n_fit, sizes[0]), dtype), fit_targets)
+    if model.out_activation_ != "logistic" or model.n_outputs_ != K:
+        raise RuntimeError(
+            f"MLPClassifier set up {model.n_outputs_} {model.out_activation_} outputs, "
+            f"expected {K} logistic"
+        )
+    X, Y = problem.X, problem.targets()
+    n_layers = len(sizes)
+    activations: list[Any] = [X] + [None] * (n_layers - 1)
+    deltas: list[Any] = [None] * (n_layers - 1)
+    coef_grads = [np.empty((a, b), dtype) for a, b in itertools.pairwise(sizes)]
+    intercept_grads = [np.empty(b, dtype) for b in sizes[1:]]
+    buffers = (activations, deltas, coef_grads, intercept_grads)
+    # scikit-learn >= 1.6 passes sample weights between the targets and the buffers.
+    has_weights = "sample_weight" in inspect.signature(model._loss_grad_lbfgs).parameters
+    data = (X, Y, None) if has_weights else (X, Y)
+
+    def call(packed: np.ndarray) -> tuple[float, np.ndarray]:
+        loss, grad = model._loss_grad_lbfgs(packed, *data, *buffers)
+        return float(loss), grad
+
+    return Prepared(
+        call,
+        to_sklearn_layout(problem.theta, sizes),
+        to_sklearn_layout(problem.theta_alt, sizes),
+        lambda grad: from_sklearn_layout(grad, sizes),
+    )
+
+
+# PyTorch: CPU autograd ------------------------------------------------------------------------
+
+
+def _weight_slices(layer_sizes: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """(start, rows, columns) of each Θ^(l) in the flat vector."""
+    slices, start = [], 0
+    for s_in, s_out in itertools.pairwise(layer_sizes):
+        slices.append((start, s_out, s_in + 1))
+        start += s_out * (s_in + 1)
+    return slices
+
+
+def _prepare_torch(problem: Problem) -> Prepared:
+    import torch
+    import torch.nn.functional as F
+
+    X = torch.from_numpy(problem.X)
+    Y = torch.from_numpy(problem.targets())
+    slices = _weight_slices(problem.layer_sizes)
+    m, lam = problem.m, problem.lam
+
+    def call(theta_array: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = torch.from_numpy(theta_array).requires_grad_()
+        a, penalty = X, torch.zeros((), dtype=X.dtype)
+        for l, (start, rows, columns) in enumerate(slices):
+            Theta = theta[start : start + rows * columns].view(rows, columns)
+            z = torch.addmm(Theta[:, 0], a, Theta[:, 1:].T)
+            penalty = penalty + Theta[:, 1:].square().sum()
+            if l < len(slices) - 1:
+                a = torch.sigmoid(z)
+        J = F.binary_cross_entropy_with_logits(z, Y, reduction="sum") / m
+        J = J + lam / (2 * m) * penalty
+        (grad,) = torch.autograd.grad(J, theta)
+        return J.item(), grad.numpy()
+
+    return Prepared(call, problem.theta, problem.theta_alt)
+
+
+# JAX: jit of value_and_grad on the CPU --------------------------------------------------------
+
+
+def _prepare_jax(problem: Problem) -> Prepared:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # else float64 arrays are silently float32
+    import jax.numpy as jnp
+
+    slices = _weight_slices(problem.layer_sizes)
+    m, lam = problem.m, problem.lam
+
+    def loss(theta: Any, X: Any, Y: Any) -> Any:
+        a, penalty = X, jnp.zeros((), X.dtype)
+        for l, (start, rows, columns) in enumerate(slices):
+            Theta = theta[start : start + rows * columns].reshape(rows, columns)
+            z = a @ Theta[:, 1:].T + Theta[:, 0]
+            penalty = penalty + jnp.sum(Theta[:, 1:] ** 2)
+            if l < len(slices) - 1:
+                a = jax.nn.sigmoid(z)
+        # softplus(z) − y z is binary cross-entropy with logits, stable for any z.
+        return jnp.sum(jax.nn.softplus(z) - Y * z) / m + lam / (2 * m) * penalty
+
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
+    X = jax.device_put(problem.X)
+    Y = jax.device_put(problem.targets())
+
+    def call(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        J, grad = value_and_grad(theta, X, Y)
+        return float(J), np.asarray(grad)
+
+    return Prepared(call, problem.theta, problem.theta_alt)
+
+
+IMPLEMENTATIONS: dict[str, Implementation] = {
+    impl.key: impl
+    for impl in (
+        Implementation(
+            "fastbp",
+            "fastbp",
+            False,
+            None,
+            "fastbp.Objective (data validated once), called alternately at two θ",
+            _prepare_fastbp,
+        ),
+        Implementation(
+            "numpy",
+            "NumPy",
+            True,
+            None,
+            "the course's vectorized matrix formulation, plain NumPy (bench/implementations.py)",
+            _prepare_numpy,
+        ),
+        Implementation(
+            "sklearn",
+            "scikit-learn",
+            True,
+            "sklearn",
+            "MLPClassifier(activation='logistic', alpha=λ)._loss_grad_lbfgs on its packed vector",
+            _prepare_sklearn,
+        ),
+        Implementation(
+            "torch",
+            "PyTorch",
+            True,
+            "torch",
+            "CPU autograd, binary_cross_entropy_with_logits summed over outputs / m + penalty",
+            _prepare_torch,
+        ),
+        Implementation(
+            "jax",
+            "JAX",
+            True,
+            "jax",
+            "jax.jit(jax.value_and_grad(loss)) on the CPU, x64 enabled",
+            _prepare_jax,
+        ),
+    )
+}

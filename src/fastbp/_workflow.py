@@ -1,0 +1,512 @@
+"""The course's workflow around the objective: initialization, gradient checking, training, prediction.
+
+    θ₀ = init_weights(layer_sizes)          random weights in [−ε, ε], ε = √6 / √(s_l + s_{l+1})
+    check_gradient(X, y, layer_sizes)       analytic gradient against central differences
+    model = fit(X, y, hidden_layer_sizes)   scipy.optimize.minimize over Objective
+    model.predict(X)                        the original labels
+
+Everything here calls the public wrappers of :mod:`fastbp._objective`; nothing touches a kernel.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._layout import layer_shapes, pack, validate_layer_sizes
+from ._objective import (
+    Objective,
+    _check_lam,
+    _check_real,
+    _compute_dtype,
+    _evaluate,
+    _prepare_data,
+    _prepare_theta,
+    predict_proba,
+)
+
+if TYPE_CHECKING:  # scipy.optimize is imported on first use: it doubles `import fastbp`'s time
+    from scipy.optimize import OptimizeResult
+
+__all__ = [
+    "FitResult",
+    "GradientCheck",
+    "check_gradient",
+    "fit",
+    "init_weights",
+    "numerical_gradient",
+    "predict",
+    "sigmoid",
+    "sigmoid_gradient",
+]
+
+# The course's gradient checker (checkNNGradients): 3 inputs, 5 hidden units, 3 classes, 5 examples.
+DEBUG_LAYER_SIZES = (3, 5, 3)
+DEBUG_EXAMPLES = 5
+
+
+def _float_array(z: Any, name: str) -> np.ndarray:
+    """``z`` as a float array: float32 stays float32, anything else real becomes float64."""
+    z = np.asarray(z)
+    _check_real(z, name)
+    return z if z.dtype in (np.float32, np.float64) else z.astype(np.float64)
+
+
+def sigmoid(z: Any) -> np.ndarray:
+    """g(z) = 1 / (1 + e^(−z)), elementwise; stable for any z (no overflow warning).
+
+    Computed with t = e^(−|z|) ≤ 1 as 1 / (1 + t) for z ≥ 0 and t / (1 + t) for z < 0, so it
+    never overflows and keeps full relative precision for large negative z. Returns an array of
+    z's shape, float32 for float32 input and float64 otherwise.
+    """
+    z = _float_array(z, "z")
+    t = np.exp(-np.abs(z))
+    return np.where(z >= 0, np.ones_like(t), t) / (1 + t)
+
+
+def sigmoid_gradient(z: Any) -> np.ndarray:
+    """g'(z) = g(z) (1 − g(z)), elementwise: the course's ``sigmoidGradient``.
+
+    Computed as t / (1 + t)² with t = e^(−|z|), which keeps full relative precision for large |z|
+    (where 1 − g(z) would round to 0) and never overflows. g'(0) = 0.25.
+    """
+    z = _float_array(z, "z")
+    t = np.exp(-np.abs(z))
+    return t / np.square(1 + t)
+
+
+def _positive_number(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a positive number, got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    return number
+
+
+def _generator(seed: Any) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        return np.random.default_rng(seed)
+    raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got {seed!r}")
+
+
+def init_weights(
+    layer_sizes: Sequence[int],
+    *,
+    epsilon: float | None = None,
+    seed: Any = None,
+    dtype: Any = np.float64,
+) -> np.ndarray:
+    """Random initial weights θ, uniform in [−ε_l, ε_l] for every Θ^(l) (bias column included).
+
+    By default ε_l = √6 / √(s_l + s_{l+1}), the course's rule; a fixed ``epsilon`` (the course's
+    exercise uses 0.12) applies to every layer. ``seed`` is an int, a ``numpy.random.Generator``
+    (advanced by the draw) or None (fresh entropy). The values are drawn in float64, layer by
+    layer, each matrix row-major, and then rounded to ``dtype``: the same seed gives the same θ.
+    """
+    sizes = validate_layer_sizes(layer_sizes)
+    dtype = _compute_dtype(dtype, "dtype")
+    if epsilon is not None:
+        epsilon = _positive_number(epsilon, "epsilon")
+    rng = _generator(seed)
+    thetas = []
+    for (rows, cols), s_in, s_out in zip(layer_shapes(sizes), sizes[:-1], sizes[1:], strict=True):
+        eps = epsilon if epsilon is not None else math.sqrt(6) / math.sqrt(s_in + s_out)
+        thetas.append(rng.uniform(-eps, eps, size=(rows, cols)))
+    return pack(thetas).astype(dtype)
+
+
+def numerical_gradient(
+    fun: Callable[[np.ndarray], float], theta: Any, eps: float = 1e-4
+) -> np.ndarray:
+    """Central differences of a scalar function: n_p = (f(θ + ε e_p) − f(θ − ε e_p)) / 2ε.
+
+    ``fun`` takes an array of θ's shape and returns a real number (for a ``(J, grad)`` objective
+    pass ``obj.fun``); it receives a read-only float64 array that changes between calls, so it
+    must copy what it keeps. ``theta`` is not modified. Returns a float64 array of θ's shape.
+    Costs 2·θ.size calls of ``fun``.
+    """
+    if not callable(fun):
+        raise TypeError(f"fun must be callable, got {fun!r}")
+    eps = _positive_number(eps, "eps")
+    theta = np.asarray(theta)
+    _check_real(theta, "theta")
+    work = np.array(theta, dtype=np.float64).ravel()
+    view = work.reshape(theta.shape).view()
+    view.flags.writeable = False
+    grad = np.empty(work.shape[0])
+
+    def value() -> float:
+        out = fun(view)
+        if isinstance(out, (tuple, list)) or np.ndim(out) != 0:
+            raise TypeError(
+                f"fun must return a scalar, got a {type(out).__name__} "
+                "(for a (J, grad) objective pass obj.fun)"
+            )
+        return float(out)
+
+    for p in range(work.shape[0]):
+        old = work[p]
+        work[p] = old + eps
+        up = value()
+        work[p] = old - eps
+        down = value()
+        work[p] = old
+        grad[p] = (up - down) / (2 * eps)
+    return grad.reshape(theta.shape)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class GradientCheck:
+    """The analytic gradient of J beside central differences, as in the course's checker.
+
+    ``relative_difference`` is ‖a − n‖₂ / ‖a + n‖₂ (0 when both are zero); with ε = 1e-4 a
+    correct gradient gives less than 1e-9 in float64.
+    """
+
+    analytic: np.ndarray
+    numerical: np.ndarray
+    relative_difference: float
+    layer_sizes: tuple[int, ...]
+    lam: float
+    m: int
+
+    def __str__(self) -> str:
+        difference = np.abs(self.analytic - self.numerical)
+        worst = int(np.argmax(difference))
+        return (
+            f"Gradient check: layers {self.layer_sizes}, λ = {self.lam:g}, m = {self.m}, "
+            f"{self.analytic.size} parameters\n"
+            f"  relative difference ‖a − n‖₂ / ‖a + n‖₂ = {self.relative_difference:.3e} "
+            "(correct backpropagation gives < 1e-9)\n"
+            f"  largest |a − n| = {difference[worst]:.3e} at θ[{worst}]: "
+            f"analytic {self.analytic[worst]:.10g}, numerical {self.numerical[worst]:.10g}"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"GradientCheck(relative_difference={self.relative_difference:.3e}, "
+            f"layer_sizes={self.layer_sizes}, lam={self.lam:g}, m={self.m})"
+        )
+
+
+def _debug_values(n: int) -> np.ndarray:
+    """sin(1), …, sin(n) divided by 10: the course's ``debugInitializeWeights`` values."""
+    return np.sin(np.arange(1, n + 1, dtype=np.float64)) / 10
+
+
+def check_gradient(
+    X: Any = None,
+    y: Any = None,
+    layer_sizes: Sequence[int] | None = None,
+    lam: float = 0.0,
+    theta: Any = None,
+) -> GradientCheck:
+    """Compare the backpropagation gradient of J with central differences (ε = 1e-4), in float64.
+
+    With no data, builds the course's debug problem (``checkNNGradients``): for ``layer_sizes``
+    (default (3, 5, 3)) 5 examples with X = sin(1 … 5·s_1)/10 unrolled column-major and labels
+    y = (1 … 5) mod K. ``theta`` defaults to the debug weights sin(1 … n)/10 of every Θ^(l),
+    unrolled column-major like the course's. With data, ``X``, ``y`` (as for
+    :func:`fastbp.cost_and_grad`) and ``layer_sizes`` are all needed; every parameter costs two
+    cost evaluations, so use a few examples of a large data set.
+    """
+    if (X is None) != (y is None):
+        raise ValueError("X and y go together: pass both, or neither for the debug problem")
+    if X is None:
+        sizes = validate_layer_sizes(DEBUG_LAYER_SIZES if layer_sizes is None else layer_sizes)
+        K = sizes[-1]
+        X = _debug_values(DEBUG_EXAMPLES * sizes[0]).reshape((DEBUG_EXAMPLES, sizes[0]), order="F")
+        y = np.arange(1, DEBUG_EXAMPLES + 1) % (2 if K == 1 else K)
+    elif layer_sizes is None:
+        raise ValueError("layer_sizes is needed with X and y, e.g. (X.shape[1], 25, K)")
+    else:
+        sizes = validate_layer_sizes(layer_sizes)
+    if theta is None:
+        theta = pack(
+            [_debug_values(r * c).reshape((r, c), order="F") for r, c in layer_shapes(sizes)]
+        )
+    lam = _check_lam(lam)
+    theta = _prepare_theta(theta, sizes, np.dtype(np.float64))
+    data = _prepare_data(X, y, sizes, np.dtype(np.float64))
+    analytic = _evaluate(theta, data, lam, want_grad=True)[1]
+    numerical = numerical_gradient(lambda t: _evaluate(t, data, lam, want_grad=False)[0], theta)
+    norm_sum = float(np.linalg.norm(analytic + numerical))
+    norm_difference = float(np.linalg.norm(analytic - numerical))
+    relative = norm_difference / norm_sum if norm_sum > 0 else norm_difference
+    return GradientCheck(analytic, numerical, relative, sizes, lam, data.m)
+
+
+def predict(theta: Any, X: Any, layer_sizes: Sequence[int]) -> np.ndarray:
+    """The output unit with the largest h_Θ(x) for every row of X: int64 labels 0 … K−1.
+
+    With one output unit (K = 1) the label is 1 where h_Θ(x) ≥ 0.5, else 0. Runs the compiled
+    forward pass of :func:`fastbp.predict_proba`.
+    """
+    proba = predict_proba(theta, X, layer_sizes)
+    if proba.shape[1] == 1:
+        return (proba[:, 0] >= 0.5).astype(np.int64)
+    return np.argmax(proba, axis=1).astype(np.int64)
+
+
+def _encode_labels(y: Any, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """Class labels (integers, strings, bools, or integral floats) as indices 0 … K−1 into ``classes``.
+
+    ``classes = np.unique(y)``; returns ``(indices, classes)`` with ``classes[indices] == y``.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D class labels, got shape {y.shape}")
+    if y.shape[0] == 0:
+        raise ValueError(f"{name} has no entries")
+    if y.dtype.kind == "O":
+        if not all(isinstance(v, str) for v in y):
+            raise TypeError(f"{name} of dtype object must hold strings only")
+        y = y.astype(str)
+    elif y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise ValueError(f"{name} must be finite, got {y[~np.isfinite(y)][0]}")
+        if not np.array_equal(y, np.round(y)):
+            raise ValueError(
+                f"{name} holds non-integer numbers such as {y[y != np.round(y)][0]}: class labels "
+                "must be integers or strings (pass float targets as an (m, K) array)"
+            )
+    elif y.dtype.kind not in "biuUS":
+        raise TypeError(f"{name} must hold class labels (integers or strings), got dtype {y.dtype}")
+    classes, indices = np.unique(y, return_inverse=True)
+    return indices.astype(np.int64), classes
+
+
+def _targets(y: Any) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """(targets for the Objective, classes or None, K outputs) for :func:`fit`'s ``y``."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        _check_real(y, "y")
+        return y, None, y.shape[1]
+    indices, classes = _encode_labels(y)
+    if len(classes) < 2:
+        raise ValueError(f"y holds a single class ({classes[0]!r}): at least 2 are needed")
+    return indices, classes, 1 if len(classes) == 2 else len(classes)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class FitResult:
+    """A trained network and how it was trained (see :func:`fit`).
+
+    Fields: ``theta`` (flat weights, float64), ``layer_sizes``, ``classes`` (the original label
+    of each output unit; with one output unit the two labels, the unit giving the probability of
+    ``classes[1]``; None for float targets), ``lam``, ``history`` (J after every iteration),
+    ``result`` (scipy's OptimizeResult: status, message, nit, nfev, …), ``time`` (seconds in the
+    optimizer) and ``interrupted`` (True when Ctrl-C stopped the training; ``theta`` is then the
+    best θ evaluated so far).
+    """
+
+    theta: np.ndarray
+    layer_sizes: tuple[int, ...]
+    classes: np.ndarray | None
+    lam: float
+    history: np.ndarray
+    result: OptimizeResult
+    time: float
+    interrupted: bool
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Probabilities, one column per entry of ``classes`` ((m, 2) for two classes).
+
+        For float targets (``classes`` None): the (m, K) output activations h_Θ(x).
+        """
+        proba = predict_proba(self.theta, X, self.layer_sizes)
+        if self.classes is not None and proba.shape[1] == 1:
+            return np.hstack([1 - proba, proba])
+        return proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The predicted original label of every row of X.
+
+        For float targets (``classes`` None): an (m, K) int64 0/1 matrix, 1 where h_Θ(x) ≥ 0.5.
+        """
+        if self.classes is None:
+            return (predict_proba(self.theta, X, self.layer_sizes) >= 0.5).astype(np.int64)
+        return self.classes[predict(self.theta, X, self.layer_sizes)]
+
+    def __repr__(self) -> str:
+        J = self.history[-1] if self.history.size else float(self.result.fun)
+        return (
+            f"FitResult(layer_sizes={self.layer_sizes}, lam={self.lam:g}, "
+            f"iterations={len(self.history)}, J={J:.6g}, time={self.time:.3g} s, "
+            f"interrupted={self.interrupted})"
+        )
+
+
+class _Tracker:
+    """Wraps the Objective for :func:`fit`: keeps the best evaluated θ, the per-iteration history,
+    the progress bar and the user's callback."""
+
+    def __init__(self, objective: Objective, theta0: np.ndarray, bar: Any, callback: Any) -> None:
+        self.objective = objective
+        self.best_theta = theta0.copy()
+        self.best_J = math.inf
+        self.nfev = 0
+        self.history: list[float] = []
+        self.bar = bar
+        self.callback = callback
+
+    def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        J, grad = self.objective(theta)
+        self.nfev += 1
+        if J < self.best_J:
+            self.best_J = J
+            self.best_theta = np.array(theta, dtype=np.float64)
+        return J, grad
+
+    def iteration(self, theta: np.ndarray, J: float | None) -> None:
+        if J is None:
+            J = self.objective.fun(theta)
+        self.history.append(float(J))
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(cost=f"{J:.6f}", refresh=False)
+        if self.callback is not None:
+            from scipy.optimize import OptimizeResult
+
+            self.callback(OptimizeResult(x=np.array(theta), fun=float(J), nit=len(self.history)))
+
+    def scipy_callback(self, method: str) -> Callable[..., None]:
+        """The per-iteration callback for ``minimize``: ``callback(intermediate_result)``."""
+        if method.lower() == "tnc":  # TNC calls callback(xk) only
+
+            def on_iteration_xk(xk: np.ndarray) -> None:
+                self.iteration(xk, None)
+
+            return on_iteration_xk
+
+        def on_iteration(intermediate_result: OptimizeResult) -> None:
+            self.iteration(intermediate_result.x, intermediate_result.get("fun"))
+
+        return on_iteration
+
+
+def fit(
+    X: Any,
+    y: Any,
+    hidden_layer_sizes: Sequence[int] = (25,),
+    *,
+    lam: float = 1.0,
+    maxiter: int = 400,
+    method: str = "L-BFGS-B",
+    theta0: Any = None,
+    seed: Any = None,
+    tol: float | None = None,
+    callback: Callable[[OptimizeResult], Any] | None = None,
+    progress: bool = False,
+) -> FitResult:
+    """Train a network on (X, y) by minimizing J with ``scipy.optimize.minimize(..., jac=True)``.
+
+    The layer sizes are ``(X.shape[1], *hidden_layer_sizes, K)``. Class labels y (integers,
+    strings, bools; shape (m,)) give ``classes = np.unique(y)`` and K = len(classes) outputs, or
+    a single output unit for 2 classes; a float target matrix of shape (m, K) in [0, 1] gives K
+    outputs (multi-label). The computation runs in X's dtype when it is float32 or float64, else
+    float64 (see :class:`fastbp.Objective`); θ itself is float64 (scipy's).
+
+    ``theta0`` defaults to :func:`init_weights` with ``seed``. ``maxiter``, ``method`` and
+    ``tol`` go to scipy (any method that uses the gradient; TNC, which has no iteration limit,
+    gets ``maxiter`` as its limit of cost evaluations, ``maxfun``). ``callback(intermediate_result)``
+    is called after every iteration with an OptimizeResult holding ``x`` (θ), ``fun`` (J) and
+    ``nit``; raising ``StopIteration`` in it ends the training (scipy's convention, not for
+    TNC). ``progress=True`` shows a tqdm bar on stderr with the current cost.
+
+    The optimizer (and so ``callback``) runs with one BLAS thread (threadpoolctl); the cost and
+    gradient run in numba's threads.
+
+    Ctrl-C (KeyboardInterrupt) during training returns the best θ evaluated so far, with
+    ``interrupted=True`` and a ``result`` whose message says so. The same inputs and seed give a
+    bitwise-identical θ.
+    """
+    from scipy.optimize import OptimizeResult, minimize
+    from threadpoolctl import threadpool_limits
+
+    targets, classes, K = _targets(y)
+    if isinstance(hidden_layer_sizes, (int, np.integer)):
+        raise TypeError(
+            f"hidden_layer_sizes must be a sequence such as ({hidden_layer_sizes},), "
+            f"got the int {hidden_layer_sizes}"
+        )
+    X_shape = np.shape(X)
+    if len(X_shape) != 2:
+        raise ValueError(f"X must be 2-D (examples × features), got shape {X_shape}")
+    sizes = validate_layer_sizes((X_shape[1], *hidden_layer_sizes, K))
+    if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
+        raise ValueError(f"maxiter must be a positive integer, got {maxiter!r}")
+    if not isinstance(method, str):
+        raise TypeError(
+            f"method must be the name of a scipy.optimize.minimize method, got {method!r}"
+        )
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}")
+    objective = Objective(X, targets, sizes, lam)
+    if theta0 is None:
+        theta0 = init_weights(sizes, seed=seed)
+    else:
+        theta0 = _prepare_theta(theta0, sizes, np.dtype(np.float64)).copy()
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=int(maxiter), desc="fastbp fit", unit="it", leave=True)
+    tracker = _Tracker(objective, theta0, bar, callback)
+    start = time.perf_counter()
+    try:
+        # One BLAS thread inside the optimizer: its vector work (n = P) gains nothing from
+        # threads, and OpenBLAS threads fighting numba's for 2 cores made L-BFGS-B's own step
+        # 24-45× slower (digits, P = 1885: 3-8.5 ms against 0.13-0.2 ms per iteration) and
+        # slowed the kernels too. It also keeps θ independent of the BLAS thread count.
+        with threadpool_limits(limits=1, user_api="blas"):
+            result = minimize(
+                tracker,
+                theta0,
+                jac=True,
+                method=method,
+                tol=tol,
+                callback=tracker.scipy_callback(method),
+                # TNC has no iteration limit: there maxiter bounds the cost evaluations.
+                options={"maxfun" if method.lower() == "tnc" else "maxiter": int(maxiter)},
+            )
+        theta, interrupted = np.array(result.x, dtype=np.float64), False
+    except KeyboardInterrupt:
+        interrupted = True
+        theta = tracker.best_theta
+        fun = tracker.best_J if tracker.nfev else math.nan
+        result = OptimizeResult(
+            x=theta,
+            fun=fun,
+            success=False,
+            status=-1,
+            message="interrupted (KeyboardInterrupt): θ is the best evaluated so far",
+            nit=len(tracker.history),
+            nfev=tracker.nfev,
+        )
+    finally:
+        elapsed = time.perf_counter() - start
+        if bar is not None:
+            bar.close()
+    return FitResult(
+        theta=theta,
+        layer_sizes=sizes,
+        classes=classes,
+        lam=objective.lam,
+        history=np.array(tracker.history, dtype=np.float64),
+        result=result,
+        time=elapsed,
+        interrupted=interrupted,
+    )

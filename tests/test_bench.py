@@ -1,0 +1,272 @@
+"""The benchmark cannot rot: every case's correctness check at a small m, its bookkeeping, its
+command line and the README's tables. No timing is asserted anywhere."""
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastbp
+from bench import cli, probe
+from bench.cases import CASES, Case, flops_per_example, make_problem
+from bench.implementations import (
+    IMPLEMENTATIONS,
+    Implementation,
+    Prepared,
+    check,
+    from_sklearn_layout,
+    to_sklearn_layout,
+)
+from bench.measure import measure_problem
+from bench.report import readme_source, render
+from bench.timing import thread_count, time_calls
+
+import reference
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_M = 40  # a full tile of examples and a partial one
+DTYPES = ["float64", "float32"]
+PEERS = [key for key, impl in IMPLEMENTATIONS.items() if impl.is_peer]
+
+
+def small_problem(name, dtype):
+    case = CASES[name]
+    return make_problem(case, dtype, min(case.m, SMALL_M))
+
+
+def test_case_table_is_the_issues():
+    assert {name: (c.layer_sizes, c.m) for name, c in CASES.items()} == {
+        "tiny": ((2, 4, 1), 4),
+        "xor": ((2, 2, 1), 4),
+        "digits": ((64, 32, 10), 1797),
+        "ex4": ((400, 25, 10), 5000),
+        "deep": ((100, 100, 100, 100, 10), 10000),
+        "mnist": ((784, 128, 10), 20000),
+        "wide": ((784, 512, 512, 10), 5000),
+    }
+
+
+def test_problem_data():
+    p = make_problem(CASES["digits"], np.float32, 100)
+    again = make_problem(CASES["digits"], np.float32, 100)
+    assert p.X.dtype == p.theta.dtype == np.float32
+    assert p.X.shape == (100, 64)
+    assert 0 <= p.X.min()
+    assert p.X.max() <= 1
+    assert set(np.unique(p.y)) <= set(range(10))
+    assert np.array_equal(p.X, again.X)
+    assert np.array_equal(p.theta, again.theta)
+    assert np.count_nonzero(p.theta != p.theta_alt) == 1
+    assert np.array_equal(p.targets().argmax(axis=1), p.y)
+    tiny = make_problem(CASES["tiny"])
+    assert set(np.unique(tiny.y)) <= {0, 1}
+    assert tiny.targets().shape == (4, 1)
+    with pytest.raises(TypeError, match="float64 or float32"):
+        make_problem(CASES["tiny"], np.int32)
+
+
+def test_flops_per_example_by_hand():
+    # (2, 4, 1): P = 4·3 + 1·5 = 17; forward 2P, Δ 2P, δ^(2) = Θ^(2)ᵀ δ^(3): 2·1·4.
+    assert flops_per_example((2, 4, 1)) == 4 * 17 + 2 * 4
+    # (3, 5, 4, 2): P = 5·4 + 4·6 + 2·5 = 54; δ recurrence 2·(4·5 + 2·4).
+    assert flops_per_example((3, 5, 4, 2)) == 4 * 54 + 2 * (20 + 8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(CASES))
+def test_fastbp_matches_the_plain_reference_on_every_case(name, dtype):
+    """The bench checks peers against fastbp: fastbp itself is checked against the reference."""
+    p = small_problem(name, dtype)
+    J, grad = fastbp.cost_and_grad(p.theta, p.X, p.y, p.layer_sizes, p.lam)
+    J_ref, grad_ref = reference.cost_and_grad(p.theta, p.X, p.y, p.layer_sizes, p.lam)
+    tolerance = {"float64": 1e-12, "float32": 1e-4}[dtype]
+    assert abs(J - J_ref) / abs(J_ref) <= tolerance
+    assert reference.max_rel(grad, grad_ref) <= tolerance
+
+
+@pytest.mark.parametrize("peer", PEERS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(CASES))
+def test_every_peer_agrees_with_fastbp_on_every_case(name, dtype, peer):
+    """The benchmark's own check, as it runs before timing (NumPy always; others if installed)."""
+    impl = IMPLEMENTATIONS[peer]
+    if impl.requires:
+        pytest.importorskip(impl.requires)
+    p = small_problem(name, dtype)
+    reference_result = IMPLEMENTATIONS["fastbp"].prepare(p).call(p.theta)
+    agreement = check(impl.prepare(p), reference_result, p.dtype)
+    assert agreement.ok, agreement
+
+
+def test_sklearn_layout_is_sklearns_own():
+    pytest.importorskip("sklearn")
+    from sklearn.neural_network import _multilayer_perceptron
+
+    sizes = (3, 5, 4, 2)
+    theta = np.arange(fastbp.n_params(sizes), dtype=np.float64)
+    Thetas = fastbp.unpack(theta, sizes)
+    packed = _multilayer_perceptron._pack([T[:, 1:].T for T in Thetas], [T[:, 0] for T in Thetas])
+    assert np.array_equal(to_sklearn_layout(theta, sizes), packed)
+    assert np.array_equal(from_sklearn_layout(packed, sizes), theta)
+    with pytest.raises(ValueError, match="length"):
+        from_sklearn_layout(packed[:-1], sizes)
+
+
+def test_timing_never_calls_twice_with_the_same_input():
+    """fastbp.Objective caches its last θ: consecutive timed calls must differ."""
+    seen = []
+    timing = time_calls(seen.append, ("a", "b"), seconds=0.02)
+    assert len(seen) >= timing.warm_up_calls + timing.samples * timing.batch
+    assert all(x != y for x, y in itertools.pairwise(seen))
+
+
+def _fake(key, prepare, requires=None):
+    return Implementation(key, key.title(), True, requires, "a test double", prepare)
+
+
+def _off_by(scale):
+    def prepare(problem):
+        fastbp_call = IMPLEMENTATIONS["fastbp"].prepare(problem).call
+
+        def call(theta):
+            J, grad = fastbp_call(theta)
+            return J, grad * scale
+
+        return Prepared(call, problem.theta, problem.theta_alt)
+
+    return prepare
+
+
+def _raises(problem):
+    raise RuntimeError("no luck")
+
+
+def test_peers_that_disagree_fail_or_are_missing_are_reported_not_timed():
+    p = make_problem(CASES["xor"])
+    records = measure_problem(
+        p,
+        [
+            IMPLEMENTATIONS["fastbp"],
+            _fake("close", _off_by(1 + 1e-12)),
+            _fake("wrong", _off_by(1.001)),
+            _fake("broken", _raises),
+            _fake("absent", _raises, requires="no_such_module_for_fastbp_bench"),
+        ],
+        seconds=0.01,
+        peak_gflops=1.0,
+    )
+    by_key = {r["implementation"]: r for r in records}
+    assert by_key["fastbp"]["status"] == by_key["close"]["status"] == "timed"
+    assert by_key["close"]["ms"] > 0
+    assert by_key["close"]["fastbp_over_this"] > 0
+    assert by_key["fastbp"]["fastbp_over_this"] == 1
+    wrong = by_key["wrong"]
+    assert wrong["status"] == "disagrees"
+    assert wrong["ms"] is None
+    assert wrong["timing"] is None
+    assert wrong["grad_error"] == pytest.approx(1e-3, rel=1e-6)
+    assert by_key["broken"]["status"] == "failed"
+    assert "no luck" in by_key["broken"]["note"]
+    absent = by_key["absent"]
+    assert absent["status"] == "missing"
+    assert "not installed" in absent["note"]
+
+
+def test_thread_count_is_restored():
+    import numba
+
+    before = numba.get_num_threads()
+    with thread_count(1) as threads:
+        assert threads["numba"] == 1
+        assert threads["cpu_affinity"] == 1
+    assert numba.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"), thread_count(10**6):
+        pass
+
+
+def test_command_writes_results_and_tables(tmp_path, capsys):
+    argv = ["--cases", "tiny", "xor", "--dtype", "float32", "--peers", "numpy"]
+    argv += ["--seconds", "0.01", "--skip", "startup", "memory", "scaling"]
+    assert cli.main([*argv, "--output-dir", str(tmp_path)]) == 0
+    (json_path,) = tmp_path.glob("*.json")
+    results = json.loads(json_path.read_text())
+    assert [(r["case"], r["implementation"], r["status"]) for r in results["results"]] == [
+        ("tiny", "fastbp", "timed"),
+        ("tiny", "numpy", "timed"),
+        ("xor", "fastbp", "timed"),
+        ("xor", "numpy", "timed"),
+    ]
+    assert results["settings"]["threads"] >= 1
+    assert results["gemm_peak"]["float32"]["gflops"] > 0
+    markdown = json_path.with_suffix(".md").read_text()
+    assert markdown in capsys.readouterr().out
+    assert "| tiny | 2-4-1 | 4 | float32 |" in markdown
+    # Rendering alone gives the same tables.
+    assert cli.main(["--from-json", str(json_path)]) == 0
+    assert capsys.readouterr().out.strip() == markdown.strip()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--cases", "nosuch"], "invalid choice"),
+        (["--threads", "0"], "--threads"),
+        (["--seconds", "-1"], "positive"),
+        (["--quick", "--write-readme"], "full run"),
+        (["--from-json", "no/such/file.json"], "cannot read"),
+    ],
+)
+def test_bad_arguments_exit_cleanly(argv, message):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_readme_tables_are_rendered_from_the_results_it_names():
+    """bench/README.md's tables are exactly what --write-readme makes of the JSON they name."""
+    readme = (ROOT / "bench" / "README.md").read_text()
+    source = readme_source(readme)
+    assert source is not None
+    results = json.loads((ROOT / "bench" / source).read_text())
+    assert not results["settings"]["quick"]
+    assert set(results["settings"]["cases"]) == set(CASES)
+    assert results["settings"]["dtypes"] == DTYPES
+    section = render(results, plot=cli.PLOT.name)
+    assert section.strip() in readme
+    assert cli.PLOT.exists()
+    assert {r["implementation"] for r in results["results"]} >= {"fastbp", *PEERS}
+
+
+def test_memory_probe_sees_each_calls_buffers():
+    """NumPy's A^(1) = [1 X] alone is m × (s_1 + 1): the probe must see at least that."""
+    (point,) = probe.memory_profile([3000], "float64", threads=1)
+    s_1 = CASES["ex4"].layer_sizes[0]
+    assert point["numpy_extra_bytes"] >= 3000 * (s_1 + 1) * 8
+    assert 0 < point["fastbp_extra_bytes"] < point["numpy_extra_bytes"]
+
+
+def test_startup_probe_reports_every_first_call(capsys):
+    probe.main(["startup", "float64"])
+    result = json.loads(capsys.readouterr().out)
+    assert result["import_s"] >= 0
+    assert set(result["float64"]) == {"serial", "parallel"}
+    assert all(v["first_call_s"] > 0 for v in result["float64"].values())
+
+
+def test_scaling_problems_share_the_case_data():
+    """A case at another m is the same network and θ: the scaling sweep times the same model."""
+    base = CASES["ex4"]
+    a = make_problem(base, np.float64, 100)
+    b = make_problem(Case(base.name, base.layer_sizes, 300), np.float64)
+    assert np.array_equal(a.theta, b.theta)
