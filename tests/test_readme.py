@@ -49,3 +49,13 @@ def test_course_workflow_example_runs():
     relative_difference, accuracy = map(float, out.stdout.split())
     assert relative_difference < 1e-9
     assert accuracy > 0.95
+
+
+def test_dask_example_runs_on_a_local_cluster():
+    [example] = [block for block in code_blocks("python") if "LocalCluster" in block]
+    out = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, timeout=300, check=True
+    )
+    J, n_chunks = out.stdout.split()
+    assert 0 < float(J) < 1.2  # below the cost at θ0 (about 3 log 2 = 2.08)
+    assert n_chunks == "4"

@@ -5,11 +5,13 @@ vector; a drop-in objective for ``scipy.optimize.minimize(..., jac=True)``. The 
 in ``DESIGN.md``: ``J`` is the regularized cross-entropy, the gradient is exact.
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from ._io import load, save
 from ._layout import n_params, pack, unpack
-from ._objective import Objective, cost, cost_and_grad, predict_proba
+from ._objective import Objective, combine, cost, cost_and_grad, partial_sums, predict_proba
 from ._threading import threading_info, threads
 from ._workflow import (
     FitResult,
@@ -34,6 +36,7 @@ __all__ = [
     "Objective",
     "__version__",
     "check_gradient",
+    "combine",
     "cost",
     "cost_and_grad",
     "fit",
@@ -42,6 +45,7 @@ __all__ = [
     "n_params",
     "numerical_gradient",
     "pack",
+    "partial_sums",
     "predict",
     "predict_proba",
     "save",
@@ -51,3 +55,10 @@ __all__ = [
     "threads",
     "unpack",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``fastbp.dask`` is imported on first use: ``import fastbp`` never needs dask."""
+    if name == "dask":
+        return importlib.import_module(".dask", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
