@@ -174,3 +174,31 @@ def test_threading_info():
     assert info["threads"] == numba.get_num_threads()
     assert info["fork_safe"] is (info["layer"] != "omp")
     assert isinstance(np.float64(info["threads"]), np.float64)
+
+
+def test_objective_threads_option_gives_the_same_bits(rng):
+    sizes = (6, 5, 3)
+    X = rng.uniform(size=(3000, 6))
+    y = rng.integers(0, 3, 3000)
+    theta = rng.normal(size=fastbp.n_params(sizes))
+    before = numba.get_num_threads()
+    results = [fastbp.Objective(X, y, sizes, threads=n)(theta) for n in (None, 1, 2)]
+    assert numba.get_num_threads() == before
+    for J, g in results[1:]:
+        assert J == results[0][0]
+        assert g.tobytes() == results[0][1].tobytes()
+
+
+def test_dask_threaded_scheduler_gives_the_serial_results(rng):
+    dask = pytest.importorskip("dask")
+    sizes = (6, 5, 3)
+    X = rng.uniform(size=(3000, 6))
+    y = rng.integers(0, 3, 3000)
+    objective = fastbp.Objective(X, y, sizes)
+    thetas = [rng.normal(size=objective.n_params) for _ in range(6)]
+    expected = [objective(t) for t in thetas]
+    tasks = [dask.delayed(objective)(t) for t in thetas * 3]
+    results = dask.compute(*tasks, scheduler="threads", num_workers=4)
+    for (J, g), (J_expected, g_expected) in zip(results, expected * 3, strict=True):
+        assert J == J_expected
+        assert g.tobytes() == g_expected.tobytes()

@@ -181,3 +181,44 @@ def test_forward_pass_matches_reference(dtype, m, rng):
     assert proba.dtype == dtype
     assert proba.shape == (m, 3)
     assert reference.max_rel(proba, a) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@settings(max_examples=25)
+@given(problem=problems())
+def test_literal_kernel_agrees_with_the_tiled_kernel(problem, dtype):
+    """The seed's loop, one example at a time, against the fast path (and the reference)."""
+    p = problem.astype(dtype)
+    literal = fastbp.Objective(p.X, p.y, p.layer_sizes, p.lam, dtype=dtype, kernel="literal")
+    tiled = fastbp.Objective(p.X, p.y, p.layer_sizes, p.lam, dtype=dtype)
+    J_lit, g_lit = literal(p.theta)
+    J, g = tiled(p.theta)
+    assert abs(J_lit - J) / abs(J) <= TOL[dtype]
+    assert reference.max_rel(g_lit, g) <= TOL[dtype]
+    J_ref, g_ref = reference.cost_and_grad(*p.args())
+    assert abs(J_lit - J_ref) / abs(J_ref) <= TOL[dtype]
+    assert reference.max_rel(g_lit, g_ref) <= TOL[dtype]
+
+
+def test_literal_kernel_over_many_examples(rng):
+    sizes = (7, 6, 5, 3)
+    m = 3001
+    theta = rng.normal(size=fastbp.n_params(sizes))
+    X = rng.uniform(-1, 1, (m, 7))
+    y = rng.uniform(size=(m, 3))
+    J_lit, g_lit = fastbp.Objective(X, y, sizes, 2.0, kernel="literal")(theta)
+    J, g = fastbp.Objective(X, y, sizes, 2.0)(theta)
+    assert abs(J_lit - J) / J <= 1e-12
+    assert reference.max_rel(g_lit, g) <= 1e-12
+
+
+def test_objective_options_are_checked(rng):
+    X, y = rng.uniform(size=(5, 2)), np.array([0, 1, 0, 1, 1])
+    with pytest.raises(ValueError, match="kernel"):
+        fastbp.Objective(X, y, (2, 1), kernel="fast")
+    with pytest.raises(ValueError, match="threads"):
+        fastbp.Objective(X, y, (2, 1), threads=0)
+    with pytest.raises(TypeError, match="threads"):
+        fastbp.Objective(X, y, (2, 1), threads="2")
+    obj = fastbp.Objective(X, y, (2, 1), threads=1, kernel="literal")
+    assert (obj.threads, obj.kernel) == (1, "literal")

@@ -617,6 +617,25 @@ def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_bloc
     return cost
 
 
+@numba.njit(**_OPTIONS)
+def normalize(theta, non_bias, Delta, m, lam, grad):
+    """DESIGN.md's last step, in one pass: grad = Δ/m + (λ/m) Θ on non-bias weights (column 0
+    of every Θ^(l) is not regularized); returns the penalty (λ/2m) Σ_{j≥1} Θ², in float64.
+
+    theta: (P,) in the compute dtype. non_bias: (P,) float64, 1 at non-bias weights, else 0.
+    Delta: (P,) sums over the m examples (any float dtype), or (0,) for no gradient. grad: (P,)
+    or (0,), written, in θ's dtype.
+    """
+    penalty = 0.0
+    for p in range(theta.shape[0]):
+        w = theta[p] * non_bias[p]
+        penalty += w * w
+    F = grad.dtype.type
+    for p in range(grad.shape[0]):
+        grad[p] = F(Delta[p] / m + lam / m * (theta[p] * non_bias[p]))
+    return lam / (2 * m) * penalty
+
+
 # --------------------------------------------------------------------------------------------
 # The literal kernel
 

@@ -26,7 +26,7 @@ import functools
 import math
 import mmap
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -57,10 +57,27 @@ class _Examples:
     labels: np.ndarray | None  # (m,) integer or bool labels, or None
     targets: np.ndarray | None  # (m, K) float targets, or None (no targets: forward pass only)
     layer_sizes: tuple[int, ...]
+    _whole: dict[np.dtype, _Data] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @property
     def m(self) -> int:
         return self.X.shape[0]
+
+    def whole(self, dtype: np.dtype) -> _Data | None:
+        """All the examples as one kernel call when the kernels read them as they are, else None
+        (then :func:`_chunks` converts them chunk by chunk). Kept: an Objective asks every call."""
+        data = self._whole.get(dtype)
+        if data is None and _in_kernel_layout(self, dtype):
+            data = self._whole[dtype] = next(_chunks(self, dtype))[1]
+        return data
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_whole": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
 
 @dataclass(frozen=True)
@@ -281,38 +298,54 @@ def _chunks(examples: _Examples, dtype: np.dtype) -> Iterator[tuple[int, _Data]]
     """
     layer_sizes = examples.layer_sizes
     sizes = _sizes(layer_sizes)
-    no_labels = np.zeros(0, np.int64)
-    no_targets = np.zeros((0, layer_sizes[-1]), dtype)
     rows = _rows_per_call(examples, dtype)
     for start in range(0, examples.m, rows):
         stop = start + rows
         X = np.ascontiguousarray(examples.X[start:stop], dtype=dtype)
-        labels = no_labels
+        labels = _NO_LABELS
         if examples.labels is not None:
             labels = np.ascontiguousarray(examples.labels[start:stop], dtype=np.int64)
-        Y = no_targets
+        Y = _no_rows(layer_sizes[-1], dtype)
         if examples.targets is not None:
             Y = np.ascontiguousarray(examples.targets[start:stop], dtype=dtype)
         yield start, _Data(X, labels, Y, sizes, layer_sizes)
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+_NO_LABELS = _read_only(np.zeros(0, np.int64))
+
+
+@functools.lru_cache(maxsize=64)
+def _no_rows(K: int, dtype: np.dtype) -> np.ndarray:
+    """An empty (0, K) array: "no targets" or "no h(x) wanted" for the kernels (it has no
+    element to write, so one serves every call)."""
+    return np.zeros((0, K), dtype)
+
+
+@functools.lru_cache(maxsize=64)
 def _sizes(layer_sizes: tuple[int, ...]) -> np.ndarray:
-    sizes = np.array(layer_sizes, dtype=np.int64)
-    sizes.setflags(write=False)
-    return sizes
+    return _read_only(np.array(layer_sizes, dtype=np.int64))
 
 
-def _run_kernel(theta: np.ndarray, data: _Data, Delta: np.ndarray, proba: np.ndarray) -> float:
+def _run_kernel(
+    theta: np.ndarray, data: _Data, Delta: np.ndarray, proba: np.ndarray, kernel: str = "tiled"
+) -> float:
     """The one call site of the compiled kernels: parallel over blocks where that is allowed.
 
-    The serial kernel runs the same blocks, so the choice never changes the result.
+    The serial tiled kernel runs the same blocks, so that choice never changes the result.
+    ``kernel="literal"`` runs the seed's one-example-at-a-time loop instead (serial). Returns
+    NaN when θ is not finite (the kernels check every weight).
     """
     layout = _padded_layout(data.layer_sizes, theta.dtype)
-    n_blocks = _kernels.block_count(data.m, data.layer_sizes, theta.dtype)
+    n_blocks = _block_count(data.m, data.layer_sizes, theta.dtype)
     args = (theta, data.sizes, layout, data.X, data.labels, data.Y, Delta, proba, n_blocks)
-    if n_blocks == 1 or not _threading.parallel_allowed():
-        return _kernels.kernel(theta.dtype, parallel=False)(*args)  # same blocks, same bits
-    compiled = _kernels.kernel(theta.dtype, parallel=True)
+    if kernel != "tiled" or n_blocks == 1 or not _threading.parallel_allowed():
+        return _kernels.kernel(theta.dtype, False, kernel)(*args)  # same blocks, same bits
+    compiled = _kernels.kernel(theta.dtype, True)
     with _threading.launching():
         return compiled(*args)
 
@@ -324,19 +357,46 @@ def _padded_layout(layer_sizes: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return layout
 
 
-def _sums(theta: np.ndarray, examples: _Examples, want_grad: bool) -> tuple[float, np.ndarray]:
+_block_count = functools.lru_cache(maxsize=256)(_kernels.block_count)
+_n_params = functools.lru_cache(maxsize=256)(n_params)
+
+
+@functools.lru_cache(maxsize=64)
+def _non_bias(layer_sizes: tuple[int, ...]) -> np.ndarray:
+    """1.0 at every non-bias weight of the flat layout, 0.0 at the bias weights (column 0)."""
+    mask = np.ones(n_params(layer_sizes))
+    for W in unpack(mask, layer_sizes):
+        W[:, 0] = 0.0
+    mask.setflags(write=False)
+    return mask
+
+
+def _check_kernel(kernel: str) -> str:
+    if kernel not in _kernels.KERNELS:
+        raise ValueError(f"kernel must be one of {_kernels.KERNELS}, got {kernel!r}")
+    return kernel
+
+
+def _sums(
+    theta: np.ndarray, examples: _Examples, want_grad: bool, kernel: str = "tiled"
+) -> tuple[float, np.ndarray]:
     """Σ_i cost_i and Σ_i Δ_i over the examples (unnormalized, unregularized), chunk by chunk.
 
     The kernels sum each chunk; the chunk sums are added in row order, Δ in float64 (an empty Δ
-    when not ``want_grad``).
+    when not ``want_grad``). Data the kernels read as it is makes one chunk, and its Δ comes back
+    as the kernel wrote it, in θ's dtype.
     """
     P = theta.shape[0] if want_grad else 0
+    no_proba = _no_rows(examples.layer_sizes[-1], theta.dtype)
+    whole = examples.whole(theta.dtype)
+    if whole is not None:  # one kernel call: Δ as the kernel wrote it
+        Delta = np.empty(P, theta.dtype)
+        return _run_kernel(theta, whole, Delta, no_proba, kernel), Delta
     cost_sum = 0.0
     Delta_sum = np.zeros(P, np.float64)
     Delta = np.empty(P, theta.dtype)
-    no_proba = np.zeros((0, examples.layer_sizes[-1]), theta.dtype)
     for _, data in _chunks(examples, theta.dtype):
-        cost_sum += _run_kernel(theta, data, Delta, no_proba)
+        cost_sum += _run_kernel(theta, data, Delta, no_proba, kernel)
         Delta_sum += Delta
     return cost_sum, Delta_sum
 
@@ -355,13 +415,6 @@ def _load_kernels(layer_sizes: tuple[int, ...], dtype: np.dtype) -> None:
         _sums(theta, _Examples(X, np.zeros(m, np.int64), None, layer_sizes), want_grad=True)
 
 
-def _penalty(theta: np.ndarray, layer_sizes: tuple[int, ...]) -> float:
-    """Σ_l Σ_i Σ_{j≥1} (Θ^(l)_ij)², accumulated in float64."""
-    return float(
-        sum(np.square(W[:, 1:], dtype=np.float64).sum() for W in unpack(theta, layer_sizes))
-    )
-
-
 def _normalize(
     theta: np.ndarray,
     cost_sum: float,
@@ -372,25 +425,19 @@ def _normalize(
 ) -> tuple[float, np.ndarray]:
     """(J, D) of DESIGN.md from the sums over m examples; D is new, in θ's dtype (empty if Δ is).
 
-    J = cost_sum / m + (λ/2m) Σ non-bias Θ²;  D = Δ / m + (λ/m) Θ on non-bias weights, in float64
-    and rounded once to θ's dtype at the end.
+    J = cost_sum / m + (λ/2m) Σ non-bias Θ²;  D = Δ / m + (λ/m) Θ on non-bias weights
+    (:func:`fastbp._kernels.normalize`, one compiled pass; the penalty in float64).
     """
-    J = cost_sum / m
-    if lam:
-        J += lam / (2 * m) * _penalty(theta, layer_sizes)
-    grad = Delta / m
-    if lam and grad.shape[0]:
-        scale = lam / m
-        for D, W in zip(unpack(grad, layer_sizes), unpack(theta, layer_sizes), strict=True):
-            D[:, 1:] += scale * W[:, 1:].astype(np.float64)
-    return float(J), grad.astype(theta.dtype, copy=False)
+    grad = np.empty(Delta.shape[0], theta.dtype)
+    penalty = _kernels.normalize(theta, _non_bias(layer_sizes), Delta, float(m), lam, grad)
+    return cost_sum / m + penalty, grad
 
 
 def _evaluate(
-    theta: np.ndarray, examples: _Examples, lam: float, want_grad: bool
+    theta: np.ndarray, examples: _Examples, lam: float, want_grad: bool, kernel: str = "tiled"
 ) -> tuple[float, np.ndarray]:
     """(J, D) over all the examples: one partial sum, normalized (see :func:`combine`)."""
-    cost_sum, Delta = _sums(theta, examples, want_grad)
+    cost_sum, Delta = _sums(theta, examples, want_grad, kernel)
     return _normalize(theta, cost_sum, Delta, examples.m, lam, examples.layer_sizes)
 
 
@@ -411,7 +458,7 @@ def partial_sums(
     theta = _prepare_theta(theta, sizes, None)
     examples = _prepare_examples(X, y, sizes)
     cost_sum, Delta = _sums(theta, examples, want_grad=True)
-    return cost_sum, Delta, examples.m
+    return cost_sum, Delta.astype(np.float64, copy=False), examples.m  # float32 → float64: exact
 
 
 def combine(
@@ -532,7 +579,8 @@ class _ScipyObjective:
     """``obj(θ) -> (J, grad)``, ``obj.fun`` and ``obj.jac`` over one evaluation per θ.
 
     Subclasses set ``_layer_sizes``, ``_dtype`` (the compute dtype) and ``_lam`` and implement
-    ``_evaluate_at(theta)`` for a θ already validated and converted to the compute dtype.
+    ``_evaluate_at(theta)`` for a θ already in the compute dtype and of the right length; the
+    kernels return NaN for a θ that is not finite, and the slow path then names the entry.
     """
 
     _layer_sizes: tuple[int, ...]
@@ -549,7 +597,7 @@ class _ScipyObjective:
 
     @property
     def n_params(self) -> int:
-        return n_params(self._layer_sizes)
+        return _n_params(self._layer_sizes)
 
     @property
     def dtype(self) -> np.dtype:
@@ -562,8 +610,9 @@ class _ScipyObjective:
 
     def __call__(self, theta: Any) -> tuple[float, np.ndarray]:
         """Return ``(J, grad)`` at θ; grad is a new array of θ's float dtype."""
-        J, grad, out_dtype = self._compute(theta)
-        return J, grad.astype(out_dtype, copy=True)
+        J, grad = self._evaluate_checked(theta)
+        out_dtype = theta.dtype if theta.dtype in COMPUTE_DTYPES else np.dtype(np.float64)
+        return J, grad.astype(out_dtype, copy=False)
 
     def fun(self, theta: Any) -> float:
         """J(θ); computes the gradient too and keeps it for a following ``jac`` at the same θ."""
@@ -573,6 +622,21 @@ class _ScipyObjective:
         """∂J/∂θ as a new array of θ's float dtype; reuses the computation of ``fun`` at that θ."""
         _, grad, out_dtype = self._compute(theta)
         return grad.astype(out_dtype, copy=True)
+
+    def _evaluate_checked(self, theta: Any) -> tuple[float, np.ndarray]:
+        """(J, grad) with grad new, in the compute dtype. θ in the compute dtype goes straight to
+        the kernels, which check that it is finite; anything else is validated and converted."""
+        if not (
+            type(theta) is np.ndarray
+            and theta.dtype == self._dtype
+            and theta.shape == (self.n_params,)
+            and theta.flags.c_contiguous
+        ):
+            theta = _prepare_theta(theta, self._layer_sizes, self._dtype)
+        J, grad = self._evaluate_at(theta)
+        if math.isnan(J):
+            _prepare_theta(theta, self._layer_sizes, self._dtype)  # raises, naming the entry
+        return J, grad
 
     def _compute(self, theta: Any) -> tuple[float, np.ndarray, np.dtype]:
         theta = np.asarray(theta)
@@ -585,8 +649,7 @@ class _ScipyObjective:
             and np.array_equal(last[0], theta)
         ):
             return last[1], last[2], out_dtype
-        converted = _prepare_theta(theta, self._layer_sizes, self._dtype)
-        J, grad = self._evaluate_at(converted)
+        J, grad = self._evaluate_checked(theta)
         grad.setflags(write=False)
         self._last = (theta.copy(), J, grad)
         return J, grad, out_dtype
@@ -616,15 +679,32 @@ class Objective(_ScipyObjective):
         As :func:`cost_and_grad`.
     dtype : float64 or float32, optional
         The compute dtype.
+    threads : int, optional
+        The number of threads of this objective's calls (default: numba's current count in the
+        calling thread); set for each call and restored afterwards (see :func:`fastbp.threads`).
+    kernel : "tiled" or "literal"
+        ``"tiled"`` (default) is the fast path. ``"literal"`` runs the seed's loop one example at
+        a time, line by line as DESIGN.md writes it, serially: the readable algorithm, to check
+        against or to read; it agrees with the tiled kernel to rounding (1e-12 in float64).
     """
 
     def __init__(
-        self, X: Any, y: Any, layer_sizes: Sequence[int], lam: float = 0.0, dtype: Any = None
+        self,
+        X: Any,
+        y: Any,
+        layer_sizes: Sequence[int],
+        lam: float = 0.0,
+        dtype: Any = None,
+        *,
+        threads: int | None = None,
+        kernel: str = "tiled",
     ) -> None:
         sizes = validate_layer_sizes(layer_sizes)
         self._layer_sizes = sizes
         self._dtype = _default_compute_dtype(X, dtype)
         self._lam = _check_lam(lam)
+        self._threads = None if threads is None else _threading._check_thread_count(threads)
+        self._kernel = _check_kernel(kernel)
         self._examples = _prepare_data(X, y, sizes, self._dtype)
 
     @property
@@ -632,8 +712,19 @@ class Objective(_ScipyObjective):
         """Number of training examples."""
         return self._examples.m
 
+    @property
+    def kernel(self) -> str:
+        return self._kernel
+
+    @property
+    def threads(self) -> int | None:
+        return self._threads
+
     def _evaluate_at(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        return _evaluate(theta, self._examples, self._lam, want_grad=True)
+        if self._threads is None:
+            return _evaluate(theta, self._examples, self._lam, True, self._kernel)
+        with _threading.threads(self._threads):
+            return _evaluate(theta, self._examples, self._lam, True, self._kernel)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -643,7 +734,7 @@ class Objective(_ScipyObjective):
     def __repr__(self) -> str:
         return (
             f"Objective(m={self.m}, layer_sizes={self.layer_sizes}, lam={self._lam}, "
-            f"dtype={self._dtype})"
+            f"dtype={self._dtype}, threads={self._threads}, kernel={self._kernel!r})"
         )
 
 
