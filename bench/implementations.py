@@ -120,11 +120,15 @@ def check(prepared: Prepared, reference: tuple[float, np.ndarray], dtype: np.dty
 # fastbp -------------------------------------------------------------------------------------
 
 
-def _prepare_fastbp(problem: Problem) -> Prepared:
+def _prepare_fastbp(problem: Problem, kernel: str = "tiled") -> Prepared:
     objective = fastbp.Objective(
-        problem.X, problem.y, problem.layer_sizes, problem.lam, dtype=problem.dtype
+        problem.X, problem.y, problem.layer_sizes, problem.lam, dtype=problem.dtype, kernel=kernel
     )
     return Prepared(objective, problem.theta, problem.theta_alt)
+
+
+def _prepare_fastbp_literal(problem: Problem) -> Prepared:
+    return _prepare_fastbp(problem, kernel="literal")
 
 
 # NumPy: the course's vectorized formulation ------------------------------------------------
@@ -336,6 +340,14 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
             None,
             "fastbp.Objective (data validated once), called alternately at two θ",
             _prepare_fastbp,
+        ),
+        Implementation(
+            "literal",
+            "fastbp, literal kernel",
+            False,
+            None,
+            "fastbp.Objective(kernel='literal'): the seed's loop, one example at a time, serial",
+            _prepare_fastbp_literal,
         ),
         Implementation(
             "numpy",

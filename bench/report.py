@@ -257,6 +257,52 @@ def _memory(memory: dict[str, Any]) -> list[str]:
     return _table(header, rows)
 
 
+# The speed targets: fastbp's time ÷ the fastest peer's, and % of GEMM peak where one is set.
+TARGET_RATIO = {
+    "tiny": 0.2,
+    "xor": 0.2,
+    "digits": 0.5,
+    "ex4": 0.7,
+    "deep": 0.9,
+    "mnist": 0.9,
+    "wide": 0.95,
+}
+TARGET_PERCENT_OF_PEAK = {"mnist": 85.0, "wide": 85.0}
+
+
+def _targets(results: dict[str, Any]) -> list[str]:
+    """Each case and dtype against the speed targets, marked met or not."""
+    peers = [i["key"] for i in results["implementations"] if i["is_peer"]]
+    header = ["case", "dtype", "fastbp ÷ fastest peer", "target", "% of GEMM peak", "target", ""]
+    rows = []
+    for (case, _, dtype), group in _group(results["results"]).items():
+        if case not in TARGET_RATIO:
+            continue
+        timed = [group[k] for k in peers if k in group and group[k]["status"] == "timed"]
+        fastest = min(timed, key=lambda r: r["ms"], default=None)
+        fastbp = group.get("fastbp")
+        if fastest is None or fastbp is None or fastbp["status"] != "timed":
+            rows.append([case, dtype, "–", f"≤ {TARGET_RATIO[case]}", "–", "", "not measured"])
+            continue
+        ratio = fastbp["ms"] / fastest["ms"]
+        met = ratio <= TARGET_RATIO[case]
+        peak_target = TARGET_PERCENT_OF_PEAK.get(case)
+        if peak_target is not None:
+            met = met and fastbp["percent_of_peak"] >= peak_target
+        rows.append(
+            [
+                case,
+                dtype,
+                _ratio(ratio),
+                f"≤ {TARGET_RATIO[case]}",
+                _percent(fastbp["percent_of_peak"]),
+                f"≥ {peak_target:g}" if peak_target is not None else "",
+                "met" if met else "**not met**",
+            ]
+        )
+    return _table(header, rows)
+
+
 def render(results: dict[str, Any], plot: str | None = None) -> str:
     """The markdown report of one run; ``plot`` is the scaling PNG's path relative to the file."""
     names = _names(results)
@@ -270,6 +316,10 @@ def render(results: dict[str, Any], plot: str | None = None) -> str:
         ),
         "",
         *_summary(results),
+        "",
+        "### Speed targets",
+        "",
+        *_targets(results),
         "",
         "### Every result",
         "",
