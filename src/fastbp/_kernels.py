@@ -536,6 +536,30 @@ def _unpad_sum(padded_deltas, offsets, sizes, layout, grad, row_start, row_stop)
         start += sizes[l + 1] * n_in
 
 
+@numba.njit(**_OPTIONS)
+def _block_of(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Deltas, proba):
+    """Block b of n_blocks: its contiguous range of tiles, through ``_tiled_block`` into
+    Deltas[b] (when Deltas has room for a gradient); returns the block's cost sum."""
+    n_tiles = (X.shape[0] + TILE - 1) // TILE
+    want_grad = Deltas.shape[1] > 0
+    tile_start = b * n_tiles // n_blocks
+    tile_stop = (b + 1) * n_tiles // n_blocks
+    return _tiled_block(
+        padded,
+        offsets,
+        sizes,
+        layout,
+        X,
+        labels,
+        Y,
+        tile_start,
+        tile_stop,
+        Deltas[b],
+        proba,
+        want_grad,
+    )
+
+
 def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
     """Σ_i cost_i returned, Σ_i Δ_i written to grad (when it has length P), block by block;
     NaN returned, nothing computed, when θ has a NaN or inf.
@@ -545,72 +569,38 @@ def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
     (no thread launch: 3.4 vs 9.5 µs on tiny in PERF-NOTES) and wherever a parallel launch is
     unsafe or unwanted (one thread, a forked child of a process that ran OpenMP threads).
     """
-    want_grad = grad.shape[0] > 0
     padded, offsets, finite = _pad_weights(theta, sizes, layout)
     if not finite:
         return np.nan  # the wrapper names the offending entry
-    Deltas = np.zeros((n_blocks, padded.shape[0] if want_grad else 0), theta.dtype)
-    n_tiles = (X.shape[0] + TILE - 1) // TILE
+    Deltas = np.zeros((n_blocks, padded.shape[0] if grad.shape[0] else 0), theta.dtype)
     cost = 0.0
     for b in range(n_blocks):
-        cost += _tiled_block(
-            padded,
-            offsets,
-            sizes,
-            layout,
-            X,
-            labels,
-            Y,
-            b * n_tiles // n_blocks,
-            (b + 1) * n_tiles // n_blocks,
-            Deltas[b],
-            proba,
-            want_grad,
-        )
-    if want_grad:
+        cost += _block_of(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Deltas, proba)
+    if grad.shape[0]:
         _unpad_sum(Deltas, offsets, sizes, layout, grad, 0, sizes[1:].sum())
     return cost
 
 
 def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
     """As ``_tiled_sums``, with the blocks and then the rows of the block sum run in parallel."""
-    want_grad = grad.shape[0] > 0
     padded, offsets, finite = _pad_weights(theta, sizes, layout)
     if not finite:
         return np.nan
-    Deltas = np.zeros((n_blocks, padded.shape[0] if want_grad else 0), theta.dtype)
+    Deltas = np.zeros((n_blocks, padded.shape[0] if grad.shape[0] else 0), theta.dtype)
     costs = np.zeros(n_blocks)
-    n_tiles = (X.shape[0] + TILE - 1) // TILE
     for b in prange(n_blocks):
-        costs[b] = _tiled_block(
-            padded,
-            offsets,
-            sizes,
-            layout,
-            X,
-            labels,
-            Y,
-            b * n_tiles // n_blocks,
-            (b + 1) * n_tiles // n_blocks,
-            Deltas[b],
-            proba,
-            want_grad,
+        costs[b] = _block_of(
+            b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Deltas, proba
         )
     n_rows = sizes[1:].sum()
-    if want_grad and Deltas.size < PARALLEL_SUM_ENTRIES:  # a second launch costs more
+    if grad.shape[0] and Deltas.size < PARALLEL_SUM_ENTRIES:  # a second launch costs more
         _unpad_sum(Deltas, offsets, sizes, layout, grad, 0, n_rows)
-    elif want_grad:
+    elif grad.shape[0]:
         n_chunks = min(n_rows, 64)
         for c in prange(n_chunks):
-            _unpad_sum(
-                Deltas,
-                offsets,
-                sizes,
-                layout,
-                grad,
-                c * n_rows // n_chunks,
-                (c + 1) * n_rows // n_chunks,
-            )
+            row_start = c * n_rows // n_chunks
+            row_stop = (c + 1) * n_rows // n_chunks
+            _unpad_sum(Deltas, offsets, sizes, layout, grad, row_start, row_stop)
     cost = 0.0
     for b in range(n_blocks):
         cost += costs[b]
