@@ -267,3 +267,23 @@ def test_import_fastbp_without_dask():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert 'pip install "fastbp[dask]"' in out.stdout
+
+
+def test_fit_accepts_dask_arrays(client, rng):
+    """fastbp.fit on dask X and y trains through DaskObjective, like fit on the same NumPy data."""
+    X = rng.uniform(size=(1200, 5))
+    y = (X[:, 0] * 3).astype(int)
+    in_memory = fastbp.fit(X, y, (6,), lam=0.5, maxiter=15, seed=3)
+    on_cluster = fastbp.fit(
+        da.from_array(X, chunks=(400, 5)),
+        da.from_array(y, chunks=400),
+        (6,),
+        lam=0.5,
+        maxiter=15,
+        seed=3,
+    )
+    assert on_cluster.layer_sizes == in_memory.layer_sizes == (5, 6, 3)
+    np.testing.assert_array_equal(on_cluster.classes, in_memory.classes)
+    # The cluster adds the partial sums in another order: the same path to rounding.
+    assert on_cluster.history[-1] == pytest.approx(in_memory.history[-1], rel=1e-9)
+    assert (on_cluster.predict(X) == in_memory.predict(X)).mean() > 0.99

@@ -11,6 +11,7 @@ Everything here calls the public wrappers of :mod:`fastbp._objective`; nothing t
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -396,6 +397,17 @@ class _Tracker:
         return on_iteration
 
 
+def _objective_for(X: Any, targets: np.ndarray, sizes: tuple[int, ...], lam: float) -> Any:
+    """An Objective, or a DaskObjective on the current client when X is a dask array (X stays
+    on the workers; each call moves only θ and the partial sums). Never imports dask itself."""
+    dask_array = sys.modules.get("dask.array")
+    if dask_array is not None and isinstance(X, dask_array.Array):
+        from .dask import DaskObjective
+
+        return DaskObjective(X, targets, sizes, lam)
+    return Objective(X, targets, sizes, lam)
+
+
 def fit(
     X: Any,
     y: Any,
@@ -411,6 +423,10 @@ def fit(
     progress: bool = False,
 ) -> FitResult:
     """Train a network on (X, y) by minimizing J with ``scipy.optimize.minimize(..., jac=True)``.
+
+    X may be a dask array (row-chunked, y a dask or NumPy array): training then runs on the
+    current dask client through :class:`fastbp.dask.DaskObjective`, X staying on the workers
+    (the labels are read once into memory to find the classes).
 
     The layer sizes are ``(X.shape[1], *hidden_layer_sizes, K)``. Class labels y (integers,
     strings, bools; shape (m,)) give ``classes = np.unique(y)`` and K = len(classes) outputs, or
@@ -453,7 +469,7 @@ def fit(
         )
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
-    objective = Objective(X, targets, sizes, lam)
+    objective = _objective_for(X, targets, sizes, lam)
     if theta0 is None:
         theta0 = init_weights(sizes, seed=seed)
     else:
