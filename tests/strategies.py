@@ -1,4 +1,4 @@
-"""Hypothesis strategies shared by the tests: networks, data and targets (STYLE.md, point 9)."""
+"""Hypothesis strategies shared by the tests: networks, data and targets (../shared/STYLE.md, point 9)."""
 
 from __future__ import annotations
 
