@@ -287,3 +287,13 @@ def test_fit_accepts_dask_arrays(client, rng):
     # The cluster adds the partial sums in another order: the same path to rounding.
     assert on_cluster.history[-1] == pytest.approx(in_memory.history[-1], rel=1e-9)
     assert (on_cluster.predict(X) == in_memory.predict(X)).mean() > 0.99
+
+
+def test_a_non_finite_theta_is_named(client, rng):
+    X = da.from_array(rng.uniform(size=(300, 3)), chunks=(100, 3))
+    y = da.from_array(rng.integers(0, 2, 300), chunks=100)
+    objective = DaskObjective(X, y, (3, 4, 2))
+    theta = rng.normal(size=objective.n_params)
+    theta[5] = np.nan
+    with pytest.raises(ValueError, match=r"theta must be finite.*theta\[5\]"):
+        objective(theta)
