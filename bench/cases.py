@@ -86,9 +86,9 @@ def make_problem(case: Case, dtype: DTypeLike = np.float64, m: int | None = None
     ε = √6 / √(s_l + s_{l+1}). Everything is drawn in float64 and rounded once to ``dtype``, so
     every implementation sees the same rounded inputs.
 
-    ``theta_alt`` exists because ``fastbp.Objective`` keeps the result of the last θ it saw (so
-    that ``fun`` and ``jac`` share one computation): timing loops alternate θ and ``theta_alt`` so
-    that every call computes.
+    ``theta_alt`` exists so that no implementation can answer a timed call from a result it
+    remembers (``fastbp.Objective``'s ``fun``/``jac`` share one computation at the same θ):
+    timing loops alternate θ and ``theta_alt``, so every call computes.
     """
     dtype = np.dtype(dtype)
     if dtype not in (np.float64, np.float32):

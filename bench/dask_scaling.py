@@ -7,8 +7,8 @@ For every m it times, after a warm-up call, ``Objective(X, y)(θ)`` in this proc
 threads on every core) and ``DaskObjective(X, y)(θ)`` on ``LocalCluster(processes=True)`` with
 ``--workers`` worker processes of one task thread each (numba parallelizes inside each task
 with its default thread count), X and y generated on the workers in
-``--chunks`` row chunks. Every call gets a fresh θ (a repeated θ would be answered from the
-objective's one-entry cache). It also reports Dask's fixed cost per call (the same call on one
+``--chunks`` row chunks. Every call gets a fresh θ (so that no call can be answered from a
+remembered result). It also reports Dask's fixed cost per call (the same call on one
 chunk of 256 rows, where the computation itself takes microseconds), and the cost of the first
 DaskObjective on fresh workers: its construction (the workers import fastbp) and its first call
 (the workers load the kernels from numba's disk cache, which this process filled).

@@ -87,8 +87,8 @@ class Timing:
 def time_calls(call: Callable[[Any], object], inputs: Sequence[Any], seconds: float) -> Timing:
     """Time ``call`` over about ``seconds``, cycling through ``inputs`` call after call.
 
-    Cycling matters for ``fastbp.Objective``, which returns its cached result when called twice
-    with the same θ: with two different inputs every call computes. Warm-up calls first (at least
+    Cycling keeps every call a computation for any implementation that remembers its last result
+    (``fastbp.Objective.fun``/``jac`` do; ``obj(θ)`` itself always computes). Warm-up calls first (at least
     one, about ``WARM_UP_SHARE`` of the budget), then between ``MIN_SAMPLES`` and ``MAX_SAMPLES``
     samples; a call shorter than the budget per sample is repeated ``batch`` times per sample,
     so the clock's resolution does not matter.
