@@ -74,10 +74,7 @@ class _Examples:
         return data
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_whole": {}}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        return {**self.__dict__, "_whole": {}}  # the kept kernel view is rebuilt on demand
 
 
 @dataclass(frozen=True)
