@@ -120,7 +120,7 @@ def check(prepared: Prepared, reference: tuple[float, np.ndarray], dtype: np.dty
 # fastbp -------------------------------------------------------------------------------------
 
 
-def _prepare_fastbp(problem: Problem, kernel: str = "tiled") -> Prepared:
+def _prepare_fastbp(problem: Problem, kernel: str = "auto") -> Prepared:
     objective = fastbp.Objective(
         problem.X, problem.y, problem.layer_sizes, problem.lam, dtype=problem.dtype, kernel=kernel
     )

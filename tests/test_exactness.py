@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbp
-from fastbp import _kernels
+from fastbp import _kernels, _objective
 
 import reference
 from strategies import large_problems, problems
@@ -50,7 +50,7 @@ def test_block_and_tile_boundaries(m, rng):
     theta = rng.normal(size=fastbp.n_params(sizes))
     X = rng.uniform(-1, 1, (m, 5))
     y = rng.integers(0, 4, m)
-    J, g = fastbp.cost_and_grad(theta, X, y, sizes, 0.7)
+    J, g = fastbp.Objective(X, y, sizes, 0.7, kernel="tiled")(theta)  # m = 1 too: no "auto"
     J_ref, g_ref = reference.cost_and_grad(theta, X, y, sizes, 0.7)
     assert abs(J - J_ref) / J_ref <= 1e-12
     assert reference.max_rel(g, g_ref) <= 1e-12
@@ -190,7 +190,7 @@ def test_literal_kernel_agrees_with_the_tiled_kernel(problem, dtype):
     """The seed's loop, one example at a time, against the fast path (and the reference)."""
     p = problem.astype(dtype)
     literal = fastbp.Objective(p.X, p.y, p.layer_sizes, p.lam, dtype=dtype, kernel="literal")
-    tiled = fastbp.Objective(p.X, p.y, p.layer_sizes, p.lam, dtype=dtype)
+    tiled = fastbp.Objective(p.X, p.y, p.layer_sizes, p.lam, dtype=dtype, kernel="tiled")
     J_lit, g_lit = literal(p.theta)
     J, g = tiled(p.theta)
     assert abs(J_lit - J) / abs(J) <= TOL[dtype]
@@ -210,6 +210,36 @@ def test_literal_kernel_over_many_examples(rng):
     J, g = fastbp.Objective(X, y, sizes, 2.0)(theta)
     assert abs(J_lit - J) / J <= 1e-12
     assert reference.max_rel(g_lit, g) <= 1e-12
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_auto_runs_the_literal_loop_on_toy_problems_only(dtype, rng, monkeypatch):
+    """kernel="auto" (the default) runs the literal kernel up to m × P = LITERAL_MAX_WORK and
+    the tiled kernel above, with bitwise that kernel's result, from every entry point."""
+    ran = []
+    compiled = _kernels.kernel
+
+    def kernel(dtype, parallel, which="tiled"):
+        ran.append((which,))
+        return compiled(dtype, parallel, which)
+
+    monkeypatch.setattr(_kernels, "kernel", kernel)
+    sizes = (2, 4, 1)
+    P = fastbp.n_params(sizes)
+    largest = _objective.LITERAL_MAX_WORK // P
+    theta = rng.normal(size=P).astype(dtype)
+    for m, expected in [(1, "literal"), (largest, "literal"), (largest + 1, "tiled")]:
+        X = rng.uniform(-1, 1, (m, 2)).astype(dtype)
+        y = rng.integers(0, 2, m)
+        J, g = fastbp.Objective(X, y, sizes, 0.5, dtype=dtype, kernel=expected)(theta)
+        ran.clear()
+        J_auto, g_auto = fastbp.Objective(X, y, sizes, 0.5, dtype=dtype)(theta)
+        assert ran == [(expected,)], (m, ran)
+        assert J_auto == J, m
+        assert np.array_equal(g_auto, g), m
+        assert fastbp.cost_and_grad(theta, X, y, sizes, 0.5)[0] == J
+        fastbp.predict_proba(theta, X, sizes)
+        assert ran[1:] == [(expected,)] * 2, (m, ran)
 
 
 def test_objective_options_are_checked(rng):

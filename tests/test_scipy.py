@@ -47,6 +47,10 @@ def test_gradient_has_thetas_dtype_and_is_fresh(rng):
     again[:] = 0  # the caller owns it: the next call is unaffected
     np.testing.assert_array_equal(obj(theta)[1], g64)
     np.testing.assert_array_equal(obj.jac(theta), g64)
+    for as_list in (obj(theta.tolist()), (obj.fun(theta.tolist()), obj.jac(theta.tolist()))):
+        assert as_list[0] == J  # θ as a list: computed in float64, a float64 gradient
+        assert as_list[1].dtype == np.float64
+        np.testing.assert_array_equal(as_list[1], g64)
 
 
 def test_objective_compute_dtype():
