@@ -1,8 +1,8 @@
-"""Measure one problem: check every implementation against fastbp, then time those that agree."""
+"""Measure one problem: check every implementation against fastbp, then time those that agree,
+all of them in turn, round after round (:func:`bench.timing.time_in_rounds`)."""
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from .cases import Problem, flops_per_example
 from .implementations import IMPLEMENTATIONS, Implementation, Prepared, check
-from .timing import time_calls
+from .timing import time_in_rounds
 
 __all__ = ["measure_problem"]
 
@@ -36,6 +36,7 @@ def measure_problem(
     reference = (J_ref, np.array(grad_ref))
     flops = flops_per_example(problem.layer_sizes) * problem.m
     records = []
+    timed: list[tuple[dict[str, Any], Prepared]] = []  # (record, prepared) of those that agree
     for impl in implementations:
         record: dict[str, Any] = {
             "case": problem.case.name,
@@ -60,7 +61,6 @@ def measure_problem(
             record.update(status="missing", note=missing)
             log(f"{_label(record)}: skipped, {missing}")
             continue
-        prepared: Prepared | None = None
         try:
             prepared = reference_prepared if impl is REFERENCE else impl.prepare(problem)
             agreement = check(prepared, reference, problem.dtype)
@@ -79,16 +79,23 @@ def measure_problem(
                 )
                 log(f"{_label(record)}: {record['note']}")
                 continue
-            timing = time_calls(prepared.call, (prepared.theta, prepared.theta_alt), seconds)
         except Exception as error:  # a peer's failure is reported, it does not stop the run
             if impl is REFERENCE:
                 raise
             record.update(status="failed", note=f"{type(error).__name__}: {error}")
             log(f"{_label(record)}: failed, {record['note']}")
             continue
-        finally:
-            prepared = None
-            gc.collect()  # free one peer's copies of the data before the next one
+        timed.append((record, prepared))
+    timings = time_in_rounds(
+        [(prepared.call, (prepared.theta, prepared.theta_alt)) for _, prepared in timed], seconds
+    )
+    for (record, _), timing in zip(timed, timings, strict=True):
+        if isinstance(timing, Exception):
+            if record["implementation"] == REFERENCE.key:
+                raise timing
+            record.update(status="failed", note=f"{type(timing).__name__}: {timing}")
+            log(f"{_label(record)}: failed while timed, {record['note']}")
+            continue
         record.update(
             timing=timing.as_dict(),
             ms=timing.median * 1e3,

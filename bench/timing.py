@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numba
@@ -17,11 +17,20 @@ import numpy as np
 from numpy.typing import DTypeLike
 from threadpoolctl import threadpool_info, threadpool_limits
 
-__all__ = ["Timing", "available_cores", "gemm_peak", "thread_count", "time_calls"]
+__all__ = [
+    "Timing",
+    "available_cores",
+    "gemm_peak",
+    "thread_count",
+    "time_calls",
+    "time_in_rounds",
+]
 
 MAX_SAMPLES = 100  # timed samples per measurement; cheap calls are batched into samples
 MIN_SAMPLES = 3
 WARM_UP_SHARE = 0.2  # share of the time budget spent on warm-up calls (at least one call)
+ROUNDS = 3  # the implementations of a problem are timed in turn, this many times over
+ONE_ROUND_ABOVE = 1.0  # seconds per call from which an implementation is timed in one round
 
 
 def available_cores() -> int:
@@ -79,17 +88,23 @@ class Timing:
     samples: int
     batch: int
     warm_up_calls: int
+    round_medians: tuple[float, ...] = ()  # from time_in_rounds: every round's median
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def time_calls(call: Callable[[Any], object], inputs: Sequence[Any], seconds: float) -> Timing:
+def time_calls(
+    call: Callable[[Any], object],
+    inputs: Sequence[Any],
+    seconds: float,
+    min_samples: int = MIN_SAMPLES,
+) -> Timing:
     """Time ``call`` over about ``seconds``, cycling through ``inputs`` call after call.
 
     Cycling keeps every call a computation for any implementation that remembers its last result
     (``fastbp.Objective.fun``/``jac`` do; ``obj(θ)`` itself always computes). Warm-up calls first (at least
-    one, about ``WARM_UP_SHARE`` of the budget), then between ``MIN_SAMPLES`` and ``MAX_SAMPLES``
+    one, about ``WARM_UP_SHARE`` of the budget), then between ``min_samples`` and ``MAX_SAMPLES``
     samples; a call shorter than the budget per sample is repeated ``batch`` times per sample,
     so the clock's resolution does not matter.
     """
@@ -109,10 +124,47 @@ def time_calls(call: Callable[[Any], object], inputs: Sequence[Any], seconds: fl
         warm_up_time += run(1)
         warm_up += 1
     per_call = warm_up_time / warm_up
-    n_samples = max(MIN_SAMPLES, min(MAX_SAMPLES, math.floor(seconds / per_call)))
+    n_samples = max(min_samples, min(MAX_SAMPLES, math.floor(seconds / per_call)))
     batch = max(1, round(seconds / n_samples / per_call))
     samples = [run(batch) / batch for _ in range(n_samples)]
     return Timing(statistics.median(samples), min(samples), max(samples), n_samples, batch, warm_up)
+
+
+def time_in_rounds(
+    targets: Sequence[tuple[Callable[[Any], object], Sequence[Any]]],
+    seconds: float,
+    rounds: int = ROUNDS,
+) -> list[Timing | Exception]:
+    """Time several implementations of one problem in turn, ``rounds`` times over.
+
+    Each round gives every target ``seconds / rounds`` of :func:`time_calls` (at least one
+    sample), whose warm-up also absorbs what the previous target left running (thread pools
+    still spinning). A target's result is its best round, by median: load from outside this
+    process comes in bursts, and a burst then slows one round of one target, not its result.
+    Targets slower than ``ONE_ROUND_ABOVE`` per call are timed in the first round only, with
+    ``MIN_SAMPLES`` samples. ``round_medians`` keeps every round's median. A target that
+    raises is timed no further: its exception takes the place of its timing.
+    """
+    per_target: list[list[Timing]] = [[] for _ in targets]
+    failures: dict[int, Exception] = {}
+    for r in range(rounds):
+        for i, (timings, (call, inputs)) in enumerate(zip(per_target, targets, strict=True)):
+            if i in failures or (r > 0 and timings[0].median >= ONE_ROUND_ABOVE):
+                continue
+            try:
+                min_samples = MIN_SAMPLES if r == 0 else 1
+                timings.append(time_calls(call, inputs, seconds / rounds, min_samples))
+            except Exception as error:  # noqa: BLE001  (reported by the caller, like a failed check)
+                failures[i] = error
+    return [
+        failures[i]
+        if i in failures
+        else replace(
+            min(timings, key=lambda timing: timing.median),
+            round_medians=tuple(timing.median for timing in timings),
+        )
+        for i, timings in enumerate(per_target)
+    ]
 
 
 def gemm_peak(dtype: DTypeLike, n: int = 2048, repeats: int = 5) -> dict[str, Any]:

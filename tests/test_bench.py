@@ -12,6 +12,7 @@ import pytest
 
 import fastbp
 from bench import cli, probe
+from bench import timing as bench_timing
 from bench.cases import CASES, Case, flops_per_example, make_problem
 from bench.implementations import (
     IMPLEMENTATIONS,
@@ -124,6 +125,33 @@ def test_timing_never_calls_twice_with_the_same_input():
     timing = time_calls(seen.append, ("a", "b"), seconds=0.02)
     assert len(seen) >= timing.warm_up_calls + timing.samples * timing.batch
     assert all(x != y for x, y in itertools.pairwise(seen))
+
+
+def test_rounds_interleave_the_implementations_and_keep_the_best_round(monkeypatch):
+    seen = []
+
+    def failing(x):
+        seen.append("f")
+        if len([s for s in seen if s == "f"]) > 3:
+            raise RuntimeError("out of memory")
+
+    targets = [
+        (lambda x: seen.append("a"), (1, 2)),
+        (failing, (1, 2)),
+        (lambda x: seen.append("b"), (1, 2)),
+    ]
+    a, f, b = bench_timing.time_in_rounds(targets, seconds=0.03, rounds=3)
+    runs = [key for key, _ in itertools.groupby(seen)]
+    assert runs[:3] == ["a", "f", "b"]
+    assert runs[3:] == ["a", "b", "a", "b"]  # the failing target is timed no further
+    assert isinstance(f, RuntimeError)
+    for result in (a, b):
+        assert len(result.round_medians) == 3
+        assert result.median == min(result.round_medians)
+    monkeypatch.setattr(bench_timing, "ONE_ROUND_ABOVE", 0.0)  # every call "slow": one round
+    (slow,) = bench_timing.time_in_rounds([(lambda x: None, (1,))], seconds=0.01)
+    assert len(slow.round_medians) == 1
+    assert slow.samples >= bench_timing.MIN_SAMPLES
 
 
 def _fake(key, prepare, requires=None):
