@@ -353,22 +353,29 @@ def _pad_weights(theta, sizes, layout):
 
 
 @numba.njit(**_OPTIONS)
-def _tiled_block(
-    padded, offsets, sizes, layout, X, labels, Y, tile_start, tile_stop, Delta, proba, want_grad
-):
-    """Tiles ``[tile_start, tile_stop)``: return Σ of their per-example costs (float64).
+def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Deltas, proba):
+    """Block b of n_blocks, a contiguous range of tiles: return Σ of its per-example costs
+    (float64), and add its Δ to Deltas[b].
 
     padded, offsets: from ``_pad_weights``. X: (m, s_1). labels (m,) int64 or (0,); Y (m, K) or
-    (0, K): the targets (labels when given); with both empty no cost is computed. Delta: padded
-    Δ like ``padded``, written (+=) when want_grad. proba: (m, K) or (0, K), h_Θ(x) written when
-    it has m rows (only when no targets are given).
+    (0, K): the targets (labels when given); with both empty no cost is computed. Deltas:
+    (n_blocks, padded size), each row a padded Δ like ``padded``, or (n_blocks, 0) for no
+    gradient. proba: (m, K) or (0, K), h_Θ(x) written when it has m rows (only when no targets
+    are given). Both entry points call this function directly, with an int64 b: each level of
+    calls and each signature costs numba a compile and LLVM a re-optimization of everything
+    below it (a wrapper between them cost 1-3 s of every cold compile).
     """
+    m = X.shape[0]
+    n_tiles = (m + TILE - 1) // TILE
+    tile_start = b * n_tiles // n_blocks
+    tile_stop = (b + 1) * n_tiles // n_blocks
+    want_grad = Deltas.shape[1] > 0
+    Delta = Deltas[b]
     F = padded.dtype.type
     zero = F(0.0)
     one = F(1.0)
     R, TB, RD, C = _shapes(padded)
     n_layers = sizes.shape[0] - 1
-    m = X.shape[0]
     K = sizes[n_layers]
     use_labels = labels.shape[0] > 0
     has_targets = use_labels or Y.shape[0] > 0
@@ -476,12 +483,17 @@ def _tiled_block(
             rows, cols = layout[l, 0], layout[l, 1]
             below = act[act_offsets[l] : act_offsets[l + 1]]
             if l == 0:  # example-major [1; x]: rows of X (a row copy, not a transpose)
+                # Element loops, not ``x_t[:] = X[row0 + t]``: an array-to-array slice assignment
+                # makes numba compile its shape-mismatch error path (2.5-4 s of every cold compile).
                 for t in range(TILE):
                     x_t = actT[t, 1 : 1 + sizes[0]]
                     if t < n:
-                        x_t[:] = X[row0 + t]
+                        x = X[row0 + t]
+                        for j in range(sizes[0]):
+                            x_t[j] = x[j]
                     else:
-                        x_t[:] = zero
+                        for j in range(sizes[0]):
+                            x_t[j] = zero
             else:  # example-major copy of [1; a^(l)]
                 for j in range(1, cols):
                     for t in range(TILE):
@@ -531,30 +543,6 @@ def _unpad_sum(padded_deltas, offsets, sizes, layout, grad, row_start, row_stop)
         start += sizes[l + 1] * n_in
 
 
-@numba.njit(**_OPTIONS)
-def _block_of(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Deltas, proba):
-    """Block b of n_blocks: its contiguous range of tiles, through ``_tiled_block`` into
-    Deltas[b] (when Deltas has room for a gradient); returns the block's cost sum."""
-    n_tiles = (X.shape[0] + TILE - 1) // TILE
-    want_grad = Deltas.shape[1] > 0
-    tile_start = b * n_tiles // n_blocks
-    tile_stop = (b + 1) * n_tiles // n_blocks
-    return _tiled_block(
-        padded,
-        offsets,
-        sizes,
-        layout,
-        X,
-        labels,
-        Y,
-        tile_start,
-        tile_stop,
-        Deltas[b],
-        proba,
-        want_grad,
-    )
-
-
 def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
     """Σ_i cost_i returned, Σ_i Δ_i written to grad (when it has length P), block by block;
     NaN returned, nothing computed, when θ has a NaN or inf.
@@ -570,7 +558,9 @@ def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
     Deltas = np.zeros((n_blocks, padded.shape[0] if grad.shape[0] else 0), theta.dtype)
     cost = 0.0
     for b in range(n_blocks):
-        cost += _block_of(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Deltas, proba)
+        cost += _tiled_block(
+            b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Deltas, proba
+        )
     if grad.shape[0]:
         _unpad_sum(Deltas, offsets, sizes, layout, grad, 0, sizes[1:].sum())
     return cost
@@ -584,8 +574,8 @@ def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_bloc
     Deltas = np.zeros((n_blocks, padded.shape[0] if grad.shape[0] else 0), theta.dtype)
     costs = np.zeros(n_blocks)
     for b in prange(n_blocks):
-        costs[b] = _block_of(
-            b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Deltas, proba
+        costs[b] = _tiled_block(  # b as int64: one compiled signature for both entry points
+            np.int64(b), n_blocks, padded, offsets, sizes, layout, X, labels, Y, Deltas, proba
         )
     n_rows = sizes[1:].sum()
     if grad.shape[0] and Deltas.size < PARALLEL_SUM_ENTRIES:  # a second launch costs more
@@ -754,6 +744,20 @@ def _slp_vectorization():
             numba.config.SLP_VECTORIZE = old
 
 
+def _parallel_options(parallel: bool) -> bool | dict[str, bool]:
+    """numba's ``parallel`` option: the explicit ``prange`` loops only, or False.
+
+    With plain ``parallel=True`` numba also turns array expressions into parallel loops: the
+    ``np.zeros`` of the block Δ copies and costs and the ``sizes[1:].sum()`` became three more
+    gufuncs, each compiled and optimized by LLVM on its own (about 4 s of the parallel entry
+    point's cold compile), for loops far too short to run in parallel.
+    """
+    if not parallel:
+        return False
+    automatic = ("comprehension", "reduction", "inplace_binop", "setitem", "numpy", "stencil")
+    return {"prange": True, "fusion": False, **dict.fromkeys(automatic, False)}
+
+
 def kernel(dtype: Any, parallel: bool, which: str = "tiled") -> Any:
     """The compiled entry point for ``dtype`` (float64/float32), serial or parallel, tiled/literal.
 
@@ -769,9 +773,9 @@ def kernel(dtype: Any, parallel: bool, which: str = "tiled") -> Any:
             if dispatcher is None:
                 function = _ENTRY_POINTS[key[1:]]
                 with _slp_vectorization():
-                    dispatcher = numba.njit(_signature(key[0]), parallel=key[2], **_OPTIONS)(
-                        function
-                    )
+                    dispatcher = numba.njit(
+                        _signature(key[0]), parallel=_parallel_options(key[2]), **_OPTIONS
+                    )(function)
                 _compiled[key] = dispatcher
     return dispatcher
 

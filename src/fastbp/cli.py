@@ -264,7 +264,7 @@ def _announce_compilation() -> Iterator[None]:
                 self.said = True
                 # tqdm.write: a progress bar on stderr is cleared first and drawn again after
                 tqdm.write(
-                    "fastbp: compiling the kernels (first run only, 10-60 s; "
+                    "fastbp: compiling the kernels (first run only, 10-40 s; "
                     "numba caches them for later runs) ...",
                     file=sys.stderr,
                 )
