@@ -55,6 +55,9 @@ PARALLEL_SUM_ENTRIES = 2**17  # block Δ entries from which the final block sum 
 #                                           float32 2×32 = 58.4 (3×16: 43.4, 4×16: 35.0).
 #   Δ update, rows × columns:               float64 3×16 = 33.9 (4×8: 36.7 but rows padded to 12);
 #                                           float32 6×16 = 65.2 (2×16: 51.3, 4×16: 60.1).
+# Re-measured in place, whole kernel, one thread, same process: a float32 6×16 product block
+# (84 vs 71-77 GFLOP/s for 2×32 in an isolated product loop) was 1.0-1.08× slower end to end
+# (ex4 1.08, deep 1.03, wide 1.03, mnist and digits 1.01), so 2×32 stays.
 # (rows of a product block, examples of a product block, rows of a Δ block, columns of a Δ block)
 _BLOCK_SHAPES = {
     np.dtype(np.float64): (3, 16, 3, 16),
@@ -233,7 +236,9 @@ def _product_block_overload(W, transposed, i0, B, n_k, out, t0):
     The nonlinearity is a separate pass (``_sigmoid_rows``, ``_times_slope``): fused here, it made
     LLVM spill 4 of the 12 float64 accumulators in the k loop (float64 one thread: deep 1.2×,
     mnist 1.16×, ex4 1.09× slower). Splitting the k loop into chunks whose rows of B fit in L1
-    (16 KiB) was measured too, without spills: no faster (1.0–1.18× slower, wide float64 worst).
+    (16 KiB) was measured too, without spills: no faster (1.0–1.18× slower, wide float64 worst;
+    again with blocks that always accumulate into ``out``, chunks of 64: ex4 and mnist float64
+    1.06× slower, although an isolated product loop gained 1.1-1.15× from it).
     """
     if not isinstance(transposed, types.BooleanLiteral):
         return None
