@@ -777,9 +777,12 @@ def kernel(dtype: Any, parallel: bool, which: str = "tiled") -> Any:
             dispatcher = _compiled.get(key)
             if dispatcher is None:
                 function = _ENTRY_POINTS[key[1:]]
+                options = _parallel_options(key[2])  # numba's stubs say bool; it takes a dict
                 with _slp_vectorization():
                     dispatcher = numba.njit(
-                        _signature(key[0]), parallel=_parallel_options(key[2]), **_OPTIONS
+                        _signature(key[0]),
+                        parallel=options,  # type: ignore[arg-type]
+                        **_OPTIONS,
                     )(function)
                 _compiled[key] = dispatcher
     return dispatcher
