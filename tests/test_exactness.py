@@ -50,7 +50,8 @@ def test_block_and_tile_boundaries(m, rng):
     theta = rng.normal(size=fastbp.n_params(sizes))
     X = rng.uniform(-1, 1, (m, 5))
     y = rng.integers(0, 4, m)
-    J, g = fastbp.Objective(X, y, sizes, 0.7, kernel="tiled")(theta)  # m = 1 too: no "auto"
+    # kernel="tiled" at every m: "auto" would run m = 1 through the literal loop
+    J, g = fastbp.Objective(X, y, sizes, 0.7, kernel="tiled")(theta)
     J_ref, g_ref = reference.cost_and_grad(theta, X, y, sizes, 0.7)
     assert abs(J - J_ref) / J_ref <= 1e-12
     assert reference.max_rel(g, g_ref) <= 1e-12

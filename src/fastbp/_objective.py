@@ -48,9 +48,10 @@ CHUNK_BYTES = 8 * 2**20  # converted X and targets of one chunk of rows stay und
 CHUNK_ALIGN = 256  # rows per chunk are a multiple of this, so chunks hold whole kernel tiles
 # kernel="auto" runs the literal loop on problems of at most this many m × P (examples times
 # parameters): there its ~1 µs of work beats the tiled kernel's fixed ~3.5 µs (per-tile scratch,
-# padding to 32-example tiles). Kernel time, one call, same process: (2, 4, 1) m = 4 (m × P =
-# 68) 2.9 vs 5.5 µs; (2, 2, 1) m = 32 (288) 6.1 vs 5.4 µs; (4, 8, 3) m = 8 (536) 5.6 vs 7.4 µs,
-# m = 16 (1072) 9.7 vs 7.8 µs.
+# padding to 32-example tiles). Kernel time, literal vs tiled, one call, same process: (2, 4, 1)
+# m = 4 (m × P = 68) 2.9 vs 5.5 µs; (2, 2, 1) m = 32 (288) 6.1 vs 5.4 µs; (4, 8, 3) m = 8 (536)
+# 5.6 vs 7.4 µs, m = 16 (1072) 9.7 vs 7.8 µs. The crossover lies between 288 and 1072 depending
+# on the shape; 256 is below all of them.
 LITERAL_MAX_WORK = 256
 
 
