@@ -411,6 +411,7 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
     valid = np.zeros(TILE, padded.dtype)
     linear = np.zeros(TILE, padded.dtype)
     q = np.zeros(TILE, padded.dtype)
+    y_k = np.zeros(TILE, padded.dtype)  # the targets of one output unit; zeros without targets
     logs = np.zeros(TILE, np.float64)
     cap = F(708.0) if padded.itemsize == 8 else F(87.0)  # e^−cap is still a normal number
 
@@ -455,16 +456,23 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
         for k in range(K):
             z_k = z_out[k]
             d_k = delta[k]
+            # The targets y of unit k first, in loops of their own: with the choice of target
+            # inside it, the loop below ran slower (one thread, same bits: digits 1.06× in float64,
+            # 1.1× in float32; ex4 1.02-1.06×).
+            if use_labels and K == 1:
+                for t in range(TILE):
+                    y_k[t] = F(label[t])
+            elif use_labels:
+                for t in range(TILE):
+                    y_k[t] = F(label[t] == k)
+            elif has_targets:
+                for t in range(TILE):
+                    y_k[t] = Y[min(row0 + t, m - 1), k]
             for t in range(TILE):
                 z = z_k[t]
                 e = _exp(-min(abs(z), cap))
                 a = (F(z >= zero) + F(z < zero) * e * F(z >= -cap)) / (one + e)
-                if use_labels:
-                    y = F(label[t]) if K == 1 else F(label[t] == k)
-                elif has_targets:
-                    y = Y[min(row0 + t, m - 1), k]
-                else:
-                    y = zero
+                y = y_k[t]
                 linear[t] += max(z, zero) - y * z
                 q[t] += e + q[t] * e
                 d_k[t] = (a - y) * valid[t]
