@@ -401,6 +401,10 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
         act_offsets[l + 1] = act_offsets[l] + layout[l, 1]
     act = np.zeros((rows_total, TILE), padded.dtype)
     actT = np.zeros((TILE, stride), padded.dtype)
+    x_cols = layout[0, 1]
+    x_stride = x_cols + C if (x_cols * padded.itemsize) % 4096 == 0 else x_cols
+    xrows = np.zeros((TILE, x_stride), padded.dtype)  # the tile's [1; x], example-major
+    xrows[:, 0] = one
     z_out = np.zeros((layout[n_layers - 1, 0], TILE), padded.dtype)
     delta = np.zeros((widest, TILE), padded.dtype)
     delta_below = np.zeros((widest, TILE), padded.dtype)
@@ -419,15 +423,26 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
     for tile in range(tile_start, tile_stop):
         row0 = tile * TILE
         n = min(TILE, m - row0)
-        # a^(1) = x, one column per example; the padding examples of a last tile are zeros.
-        # Unit by unit: the tile's 32 rows of X stay in L1 while each unit's row is written
-        # (example by example, ex4's 400 units miss L1 on every write: 2.1× slower forward).
+        # The tile's rows of X, read in order, into xrows (example-major [1; x], also what the
+        # Δ update of the first layer reads); then a^(1) = x unit-major, from xrows. The padding
+        # examples of a last tile are zeros. (Transposing straight from X, 32 strided rows at a
+        # time, and copying X's rows again for the first Δ update was slower, same bits: one
+        # thread ex4 1.1-1.19×, digits 1.04-1.1×, mnist float32 1.1×; deep and wide within noise.)
+        # Element loops, not ``x_t[:] = X[row0 + t]``: an array-to-array slice assignment makes
+        # numba compile its shape-mismatch error path (2.5-4 s of every cold compile).
+        for t in range(TILE):
+            x_t = xrows[t, 1 : 1 + sizes[0]]
+            if t < n:
+                x = X[row0 + t]
+                for j in range(sizes[0]):
+                    x_t[j] = x[j]
+            else:
+                for j in range(sizes[0]):
+                    x_t[j] = zero
         for j in range(sizes[0]):
             a_j = act[1 + j]
-            for t in range(n):
-                a_j[t] = X[row0 + t, j]
-            for t in range(n, TILE):
-                a_j[t] = zero
+            for t in range(TILE):
+                a_j[t] = xrows[t, 1 + j]
 
         # Forward: z^(l+1) = Θ^(l) [1; a^(l)], a^(l+1) = g(z^(l+1)), R units × TB examples at once.
         for l in range(n_layers):
@@ -495,19 +510,9 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
         for l in range(n_layers - 1, -1, -1):
             rows, cols = layout[l, 0], layout[l, 1]
             below = act[act_offsets[l] : act_offsets[l + 1]]
-            if l == 0:  # example-major [1; x]: rows of X (a row copy, not a transpose)
-                # Element loops, not ``x_t[:] = X[row0 + t]``: an array-to-array slice assignment
-                # makes numba compile its shape-mismatch error path (2.5-4 s of every cold compile).
-                for t in range(TILE):
-                    x_t = actT[t, 1 : 1 + sizes[0]]
-                    if t < n:
-                        x = X[row0 + t]
-                        for j in range(sizes[0]):
-                            x_t[j] = x[j]
-                    else:
-                        for j in range(sizes[0]):
-                            x_t[j] = zero
-            else:  # example-major copy of [1; a^(l)]
+            AT = xrows
+            if l > 0:  # example-major copy of [1; a^(l)]
+                AT = actT
                 for j in range(1, cols):
                     for t in range(TILE):
                         actT[t, j] = below[j, t]
@@ -517,7 +522,7 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             D = Delta[offsets[l] : offsets[l + 1]].reshape((rows, cols))
             for c0 in range(0, cols, C):
                 for r0 in range(0, rows, RD):
-                    _delta_update(D, r0, c0, delta, actT)
+                    _delta_update(D, r0, c0, delta, AT)
             if l == 0:
                 break
             # δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l)): unit j of layer l is
