@@ -153,6 +153,13 @@ def _compute_dtype(dtype: Any, name: str) -> np.dtype:
     return dtype
 
 
+def _float_dtype(a: Any) -> np.dtype:
+    """a's dtype when it is float32 or float64, else float64 (other dtypes, lists, scalars):
+    the default compute dtype of θ or X, and the dtype of the gradient returned for θ."""
+    dtype = getattr(a, "dtype", None)
+    return dtype if dtype is not None and dtype in COMPUTE_DTYPES else COMPUTE_DTYPES[0]
+
+
 def _check_lam(lam: float) -> float:
     try:
         value = float(lam)
@@ -176,7 +183,7 @@ def _prepare_theta(theta: Any, layer_sizes: tuple[int, ...], dtype: np.dtype | N
             f"{expected} parameters"
         )
     if dtype is None:
-        dtype = theta.dtype if theta.dtype in COMPUTE_DTYPES else np.dtype(np.float64)
+        dtype = _float_dtype(theta)
     theta = np.ascontiguousarray(theta, dtype=dtype)
     if not np.isfinite(theta).all():
         raise ValueError(
@@ -584,12 +591,6 @@ def cost(theta: Any, X: Any, y: Any, layer_sizes: Sequence[int], lam: float = 0.
     return _evaluate(theta, _prepare_examples(X, y, sizes), lam, want_grad=False)[0]
 
 
-def _out_dtype(theta: Any) -> np.dtype:
-    """The dtype of the gradient returned for θ: θ's when float32 or float64, else float64."""
-    dtype = getattr(theta, "dtype", None)
-    return dtype if dtype is not None and dtype in COMPUTE_DTYPES else COMPUTE_DTYPES[0]
-
-
 class _ScipyObjective:
     """``obj(θ) -> (J, grad)``, ``obj.fun`` and ``obj.jac`` over one evaluation per θ.
 
@@ -627,7 +628,7 @@ class _ScipyObjective:
         """Return ``(J, grad)`` at θ; grad is a new array of θ's float dtype (float64 for any
         other θ, a list included)."""
         J, grad = self._evaluate_checked(theta)
-        dtype = _out_dtype(theta)
+        dtype = _float_dtype(theta)
         return J, grad if grad.dtype == dtype else grad.astype(dtype)
 
     def fun(self, theta: Any) -> float:
@@ -656,7 +657,7 @@ class _ScipyObjective:
 
     def _compute(self, theta: Any) -> tuple[float, np.ndarray, np.dtype]:
         theta = np.asarray(theta)
-        out_dtype = _out_dtype(theta)
+        out_dtype = _float_dtype(theta)
         last = self._last  # one read: another thread may replace it meanwhile
         if (
             last is not None
@@ -758,7 +759,4 @@ class Objective(_ScipyObjective):
 
 def _default_compute_dtype(X: Any, dtype: Any) -> np.dtype:
     """``dtype`` if given, else X's dtype when it is float32 or float64, else float64."""
-    if dtype is None:
-        x_dtype = getattr(X, "dtype", None)
-        dtype = x_dtype if x_dtype in COMPUTE_DTYPES else np.float64
-    return _compute_dtype(dtype, "dtype")
+    return _compute_dtype(_float_dtype(X) if dtype is None else dtype, "dtype")
