@@ -74,3 +74,24 @@ def test_objective_pickles_with_its_data(rng):
     J, g = clone(theta)
     assert J == expected[0]
     np.testing.assert_array_equal(g, expected[1])
+
+
+@pytest.mark.parametrize("m", [3, 40, 3000])  # literal kernel, one tiled block, several blocks
+def test_objective_calls_are_independent(m, rng):
+    """Each call is cost_and_grad at its own θ, before and after a rejected θ, whichever path
+    the Objective binds for its data (a single serial call is bound once, at the first call)."""
+    sizes = (3, 2, 2)
+    X, y = rng.uniform(size=(m, 3)), rng.integers(0, 2, m)
+    obj = fastbp.Objective(X, y, sizes, 0.3)
+    thetas = [rng.normal(size=obj.n_params) for _ in range(2)]
+    bad = thetas[0].copy()
+    bad[5] = np.nan
+    for theta in (thetas[0], thetas[1], bad, thetas[0]):
+        if theta is bad:
+            with pytest.raises(ValueError, match=r"theta\[5\] is nan"):
+                obj(theta)
+            continue
+        J, g = obj(theta)
+        expected = fastbp.cost_and_grad(theta, X, y, sizes, 0.3)
+        assert J == expected[0]
+        np.testing.assert_array_equal(g, expected[1])
