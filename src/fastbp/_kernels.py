@@ -42,7 +42,12 @@ from numba.core import cgutils
 from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import intrinsic, overload
 
-TILE = 32  # examples per tile; the Δ update is a rank-TILE update of each Δ row segment
+# Examples per tile; the Δ update is a rank-TILE update of each Δ row segment. Measured against
+# 32 (one thread, same process): 64 slower, also with the products run in strips of 32 examples
+# (wide f32 1.28×, mnist f64 1.23×, ex4 f32 1.14×): a tile's buffers outgrow the 512 KiB L2. 16
+# for float64 when they exceed it (wide, mnist): wide 0.95×, mnist 0.96×, but the tile size then
+# varies at run time and deep, ex4 and digits ran 1.03-1.06× slower, so 32 for all.
+TILE = 32
 MIN_BLOCK_EXAMPLES = 128  # a parallel block holds at least this many examples
 MAX_BLOCKS = 16
 MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay under this
