@@ -345,17 +345,17 @@ def _sizes(layer_sizes: tuple[int, ...]) -> np.ndarray:
 def _run_kernel(
     theta: np.ndarray, data: _Data, Delta: np.ndarray, proba: np.ndarray, kernel: str = "auto"
 ) -> float:
-    """The one call site of the compiled kernels: parallel over blocks where that is allowed.
+    """Call the compiled kernels: parallel over blocks where that is allowed.
 
     The serial tiled kernel runs the same blocks, so that choice never changes the result.
     ``kernel="literal"`` runs the seed's one-example-at-a-time loop instead (serial);
     ``"auto"`` runs it when m × P ≤ ``LITERAL_MAX_WORK`` and the tiled kernel otherwise (a
     choice that depends on m and the network only). Returns NaN when θ is not finite (the
-    kernels check every weight).
+    kernels check every weight). The kernels' only other caller is an Objective's single
+    serial call (:func:`_bound_serial_evaluation`): the same call, its arguments bound once.
     """
-    kernel, n_blocks = _kernel_choice(kernel, data, theta.dtype)
-    layout = _padded_layout(data.layer_sizes, theta.dtype)
-    args = (theta, data.sizes, layout, data.X, data.labels, data.Y, Delta, proba, n_blocks)
+    kernel, n_blocks, data_args = _kernel_plan(kernel, data, theta.dtype)
+    args = (theta, *data_args, Delta, proba, n_blocks)
     if kernel != "tiled" or n_blocks == 1 or not _threading.parallel_allowed():
         return _kernels.kernel(theta.dtype, False, kernel)(*args)  # same blocks, same bits
     compiled = _kernels.kernel(theta.dtype, True)
@@ -363,12 +363,17 @@ def _run_kernel(
         return compiled(*args)
 
 
-def _kernel_choice(kernel: str, data: _Data, dtype: np.dtype) -> tuple[str, int]:
-    """(``"tiled"`` or ``"literal"``, the number of blocks) for one kernel call on ``data``:
-    ``"auto"`` resolved as :func:`_run_kernel` says; both depend on m and the network only."""
+def _kernel_plan(
+    kernel: str, data: _Data, dtype: np.dtype
+) -> tuple[str, int, tuple[np.ndarray, ...]]:
+    """A kernel call on ``data``: the kernel (``"auto"`` resolved as :func:`_run_kernel` says),
+    the number of blocks, and the data arguments (sizes, layout, X, labels, Y) that follow θ.
+    None of it depends on θ, nor on anything but m, the network and the dtype."""
+    sizes = data.layer_sizes
     if kernel == "auto":
-        kernel = "literal" if data.m * _n_params(data.layer_sizes) <= LITERAL_MAX_WORK else "tiled"
-    return kernel, _block_count(data.m, data.layer_sizes, dtype)
+        kernel = "literal" if data.m * _n_params(sizes) <= LITERAL_MAX_WORK else "tiled"
+    data_args = (data.sizes, _padded_layout(sizes, dtype), data.X, data.labels, data.Y)
+    return kernel, _block_count(data.m, sizes, dtype), data_args
 
 
 @functools.lru_cache(maxsize=64)
@@ -438,18 +443,17 @@ def _bound_serial_evaluation(
     data = examples.whole(dtype)
     if data is None:
         return None
-    kernel, n_blocks = _kernel_choice(kernel, data, dtype)
+    kernel, n_blocks, data_args = _kernel_plan(kernel, data, dtype)
     if kernel == "tiled" and n_blocks > 1:
         return None
     compiled = _kernels.kernel(dtype, False, kernel)
     layer_sizes, m = data.layer_sizes, data.m
     P = _n_params(layer_sizes)
-    fixed = (data.sizes, _padded_layout(layer_sizes, dtype), data.X, data.labels, data.Y)
     no_proba = _no_rows(layer_sizes[-1], dtype)
 
     def evaluate(theta: np.ndarray) -> tuple[float, np.ndarray]:
         Delta = np.empty(P, dtype)
-        cost_sum = compiled(theta, *fixed, Delta, no_proba, n_blocks)
+        cost_sum = compiled(theta, *data_args, Delta, no_proba, n_blocks)
         return _normalize(theta, cost_sum, Delta, m, lam, layer_sizes)
 
     return evaluate
