@@ -551,8 +551,9 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             for c0 in range(0, cols, C):
                 for r0 in range(0, whole_blocks, RD):
                     _delta_update(D, r0, c0, delta, AT, RD)
-                for r0 in range(whole_blocks, rows, R):  # the rest (float32): R rows at a time
-                    _delta_update(D, r0, c0, delta, AT, R)
+                if R != RD:  # compile-time: float32's rest, R rows at a time (float64 has none)
+                    for r0 in range(whole_blocks, rows, R):
+                        _delta_update(D, r0, c0, delta, AT, R)
             if l == 0:
                 break
             # δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l)): unit j of layer l is
