@@ -3,6 +3,7 @@ course's published weights."""
 
 import math
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -253,3 +254,26 @@ def test_objective_options_are_checked(rng):
         fastbp.Objective(X, y, (2, 1), threads="2")
     obj = fastbp.Objective(X, y, (2, 1), threads=1, kernel="literal")
     assert (obj.threads, obj.kernel) == (1, "literal")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kernel_log1p_is_within_two_ulps(dtype, rng):
+    """The kernels' vectorizable log1p (the cost's log term) against an extended-precision
+    log1p, over every q it can meet: 0, the smallest normal numbers, and up to 2^64."""
+
+    @numba.njit(error_model="numpy", fastmath={"contract"})
+    def log1p_all(q, out):
+        for i in range(q.shape[0]):
+            out[i] = _kernels._log1p(q[i])
+
+    tiny = np.finfo(dtype).tiny
+    special = [0.0, tiny, 1e-30, 1e-17, 1e-8, 1e-3, 0.1, 2**0.5 - 1, 0.5, 1.0, 3.0, 1e10, 2.0**64]
+    q = np.concatenate(
+        [special, 10 ** rng.uniform(-30, 19, 20000), rng.uniform(0, 2, 20000)]
+    ).astype(dtype)
+    out = np.empty_like(q)
+    log1p_all(q, out)
+    exact = np.log1p(q.astype(np.longdouble))
+    error = np.abs(out - exact) / np.maximum(exact, np.longdouble(tiny))
+    assert out[0] == 0
+    assert error.max() <= 2 * np.finfo(dtype).eps

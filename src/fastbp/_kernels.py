@@ -197,6 +197,73 @@ def _exp_overload(x):
     return impl
 
 
+def _log1p(q):  # pragma: no cover - replaced by the overload below
+    raise NotImplementedError
+
+
+@overload(_log1p, jit_options={"error_model": "numpy", "fastmath": {"contract"}})
+def _log1p_overload(q):
+    """log(1 + q) for finite q ≥ 0 without a libm call, so loops over it vectorize.
+
+    fdlibm's log (float64; musl's logf for float32): u = 1 + q = 2^k m with m in [√½, √2),
+    f = m − 1, s = f / (2 + f), log m = f − f²/2 + s (f²/2 + R(s²)) with fdlibm's minimax R;
+    then + (q − (u − 1)) / u, the part of q that 1 + q rounded away (log1p's own correction),
+    so small q keep full relative precision. Branch-free: the m > √2 step is a mask.
+    """
+    if q == types.float64:
+        F, I, bits_m, mask, one_bits, bias = (
+            np.float64,
+            np.int64,
+            52,
+            0xFFFFFFFFFFFFF,
+            1023 << 52,
+            1023,
+        )
+        ln2_hi, ln2_lo = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+        odd = (
+            6.666666666666735130e-01,
+            2.857142874366239149e-01,
+            1.818357216161805012e-01,
+            1.479819860511658591e-01,
+        )
+        even = (3.999999999940941908e-01, 2.222219843214978396e-01, 1.531383769920937332e-01)
+    elif q == types.float32:
+        F, I, bits_m, mask, one_bits, bias = np.float32, np.int32, 23, 0x7FFFFF, 127 << 23, 127
+        ln2_hi, ln2_lo = 6.9313812256e-01, 9.0580006145e-06
+        odd = (0.66666662693, 0.28498786688)
+        even = (0.40000972152, 0.24279078841)
+    else:
+        return None
+    one, two, half, c_sqrt2 = F(1.0), F(2.0), F(0.5), F(np.sqrt(2.0))
+    c_hi, c_lo = F(ln2_hi), F(ln2_lo)
+    odd_c = tuple(F(c) for c in odd)[::-1]  # highest power first, for Horner's rule
+    even_c = tuple(F(c) for c in even)[::-1]
+
+    def impl(q):
+        u = one + q
+        correction = (q - (u - one)) / u
+        bits = _bitcast(u, I)
+        m = _bitcast(I((bits & I(mask)) | I(one_bits)), F)  # u / 2^k, in [1, 2)
+        high = F(m > c_sqrt2)
+        m = m * (one - half * high)
+        k = F((bits >> I(bits_m)) - I(bias)) + high
+        f = m - one
+        s = f / (two + f)
+        z = s * s
+        w = z * z
+        t_odd = odd_c[0]
+        for c in odd_c[1:]:
+            t_odd = t_odd * w + c
+        t_even = even_c[0]
+        for c in even_c[1:]:
+            t_even = t_even * w + c
+        R = z * t_odd + w * t_even
+        hfsq = half * f * f
+        return k * c_hi - ((hfsq - (s * (hfsq + R) + k * c_lo)) - f) + correction
+
+    return impl
+
+
 def _sigmoid(z):  # pragma: no cover - replaced by the overload below
     raise NotImplementedError
 
@@ -489,6 +556,8 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
         # q = Π_k (1 + e_k) − 1, kept small-value-exact by q ← q + e + q e, folded every 64 units
         # so that Π stays below 2^64 (float32 overflows from 128 units). One exp per unit and one
         # log1p per example instead of an exp, a log1p and a sigmoid per unit: ex4 1.15× (f64).
+        # That log1p is ``_log1p``, in a loop of its own: libm's, called in the cost's sum, was
+        # scalar (one thread, same process, same gradient: digits 1.0-1.03× faster, ex4 1.0-1.08×).
         for t in range(TILE):
             label[t] = labels[min(row0 + t, m - 1)] if use_labels else 0
             valid[t] = one if t < n else zero
@@ -523,11 +592,13 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
                     proba[row0 + t, k] = d_k[t]
             if k % 64 == 63:
                 for t in range(TILE):
-                    logs[t] += np.log1p(q[t])
+                    logs[t] += _log1p(q[t])
                     q[t] = zero
         if has_targets:
+            for t in range(TILE):  # apart from the sum below, so that it vectorizes
+                logs[t] += _log1p(q[t])
             for t in range(n):
-                cost += linear[t] + (logs[t] + np.log1p(q[t]))
+                cost += linear[t] + logs[t]
         if not want_grad:
             continue
         for k in range(K, layout[n_layers - 1, 0]):
