@@ -211,14 +211,7 @@ def _log1p_overload(q):
     so small q keep full relative precision. Branch-free: the m > √2 step is a mask.
     """
     if q == types.float64:
-        F, I, bits_m, mask, one_bits, bias = (
-            np.float64,
-            np.int64,
-            52,
-            0xFFFFFFFFFFFFF,
-            1023 << 52,
-            1023,
-        )
+        F, I, bits_m, bias = np.float64, np.int64, 52, 1023
         ln2_hi, ln2_lo = 6.93147180369123816490e-01, 1.90821492927058770002e-10
         odd = (
             6.666666666666735130e-01,
@@ -228,12 +221,13 @@ def _log1p_overload(q):
         )
         even = (3.999999999940941908e-01, 2.222219843214978396e-01, 1.531383769920937332e-01)
     elif q == types.float32:
-        F, I, bits_m, mask, one_bits, bias = np.float32, np.int32, 23, 0x7FFFFF, 127 << 23, 127
+        F, I, bits_m, bias = np.float32, np.int32, 23, 127
         ln2_hi, ln2_lo = 6.9313812256e-01, 9.0580006145e-06
         odd = (0.66666662693, 0.28498786688)
         even = (0.40000972152, 0.24279078841)
     else:
         return None
+    mask, one_bits = (1 << bits_m) - 1, bias << bits_m  # the mantissa; the exponent of 1.0
     one, two, half, c_sqrt2 = F(1.0), F(2.0), F(0.5), F(np.sqrt(2.0))
     c_hi, c_lo = F(ln2_hi), F(ln2_lo)
     odd_c = tuple(F(c) for c in odd)[::-1]  # highest power first, for Horner's rule
