@@ -83,15 +83,18 @@ def test_objective_calls_are_independent(m, rng):
     sizes = (3, 2, 2)
     X, y = rng.uniform(size=(m, 3)), rng.integers(0, 2, m)
     obj = fastbp.Objective(X, y, sizes, 0.3)
-    thetas = [rng.normal(size=obj.n_params) for _ in range(2)]
-    bad = thetas[0].copy()
+    first, second = (rng.normal(size=obj.n_params) for _ in range(2))
+    bad = first.copy()
     bad[5] = np.nan
-    for theta in (thetas[0], thetas[1], bad, thetas[0]):
-        if theta is bad:
-            with pytest.raises(ValueError, match=r"theta\[5\] is nan"):
-                obj(theta)
-            continue
+
+    def check(theta):
         J, g = obj(theta)
         expected = fastbp.cost_and_grad(theta, X, y, sizes, 0.3)
         assert J == expected[0]
         np.testing.assert_array_equal(g, expected[1])
+
+    check(first)
+    check(second)
+    with pytest.raises(ValueError, match=r"theta\[5\] is nan"):
+        obj(bad)
+    check(first)
