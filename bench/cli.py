@@ -16,7 +16,7 @@ from typing import Any
 
 from .cases import CASES, Case, make_problem
 from .implementations import IMPLEMENTATIONS
-from .machine import describe_machine
+from .machine import cpu_jiffies, describe_machine, stolen_percent
 from .measure import measure_problem
 from .probe import memory_profile, startup_times
 from .report import plot_scaling, render, replace_readme_section
@@ -216,7 +216,8 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "skip": sorted(skip),
         },
         "machine": describe_machine(),
-        # The machine may be shared: the 1-minute load average before and after says how busy.
+        # The machine may be shared: the 1-minute load average before and after says how busy,
+        # and on a virtual machine the time the hypervisor gave to others (cpu_stolen_percent).
         "load_average": {"start": os.getloadavg()[0]},
         "implementations": [
             {
@@ -229,6 +230,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             for impl in implementations
         ],
     }
+    cpu_at_start = cpu_jiffies()
     with thread_count(args.threads) as threads:
         results["threads"] = threads
         log(f"threads: {threads}")
@@ -281,5 +283,6 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 "points": memory_profile(list(MEMORY_M), dtypes[0], args.threads),
             }
     results["load_average"]["end"] = os.getloadavg()[0]
+    results["cpu_stolen_percent"] = stolen_percent(cpu_at_start, cpu_jiffies())
     results["elapsed_s"] = time.perf_counter() - start
     return results

@@ -11,7 +11,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_info
 
-__all__ = ["describe_machine"]
+__all__ = ["cpu_jiffies", "describe_machine", "stolen_percent"]
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARIES = (
@@ -75,6 +75,31 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return done.stdout.strip() or None
+
+
+def cpu_jiffies(stat: str | None = None) -> tuple[int, int] | None:
+    """(stolen, total) CPU time of all cores since boot, in jiffies, from /proc/stat (or ``stat``,
+    its text); None where it is absent.
+
+    "Stolen" is the time a virtual machine's cores were ready to run but the hypervisor ran
+    something else: on a shared host it slows every implementation, in bursts, and no
+    measurement inside the machine can tell it from a slower implementation.
+    """
+    stat = _read("/proc/stat") if stat is None else stat
+    for line in (stat or "").splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            # user nice system idle iowait irq softirq steal (guest time is inside user)
+            times = [int(f) for f in fields[1:9]]
+            return (times[7], sum(times)) if len(times) == 8 else None
+    return None
+
+
+def stolen_percent(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Share of all cores' time stolen by the hypervisor between two :func:`cpu_jiffies`."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return 100 * (after[0] - before[0]) / (after[1] - before[1])
 
 
 def describe_machine() -> dict[str, Any]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from .cases import Problem, flops_per_example
 from .implementations import IMPLEMENTATIONS, Implementation, Prepared, check
+from .machine import cpu_jiffies, stolen_percent
 from .timing import time_in_rounds
 
 __all__ = ["measure_problem"]
@@ -29,7 +30,9 @@ def measure_problem(
     ``status`` is "timed", "disagrees" (relative error above DESIGN.md's tolerance: reported,
     not timed), "missing" (an optional peer that is not installed) or "failed" (it raised; the
     message is kept). Each timed record has ms per (J, grad) call, GFLOP/s, % of ``peak_gflops``
-    and ``fastbp_over_this``: fastbp's time divided by this implementation's.
+    and ``fastbp_over_this``: fastbp's time divided by this implementation's, and
+    ``cpu_stolen_percent``: the share of the cores' time the hypervisor took while the problem's
+    implementations were timed (the same for all of them; None where /proc/stat is absent).
     """
     reference_prepared = REFERENCE.prepare(problem)
     J_ref, grad_ref = reference_prepared.call(problem.theta)
@@ -54,6 +57,7 @@ def measure_problem(
             "gflops": None,
             "percent_of_peak": None,
             "fastbp_over_this": None,
+            "cpu_stolen_percent": None,
         }
         records.append(record)
         missing = impl.missing()
@@ -86,9 +90,11 @@ def measure_problem(
             log(f"{_label(record)}: failed, {record['note']}")
             continue
         timed.append((record, prepared))
+    before = cpu_jiffies()
     timings = time_in_rounds(
         [(prepared.call, (prepared.theta, prepared.theta_alt)) for _, prepared in timed], seconds
     )
+    stolen = stolen_percent(before, cpu_jiffies())
     for (record, _), timing in zip(timed, timings, strict=True):
         if isinstance(timing, Exception):
             if record["implementation"] == REFERENCE.key:
@@ -101,6 +107,7 @@ def measure_problem(
             ms=timing.median * 1e3,
             gflops=flops / timing.median / 1e9,
             percent_of_peak=100 * flops / timing.median / 1e9 / peak_gflops,
+            cpu_stolen_percent=stolen,
         )
         log(f"{_label(record)}: {record['ms']:.4g} ms, {record['gflops']:.3g} GFLOP/s")
     fastbp_ms = next((r["ms"] for r in records if r["implementation"] == REFERENCE.key), None)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from bench import cli, probe
+from bench import cli, machine, probe
 from bench import timing as bench_timing
 from bench.cases import CASES, Case, flops_per_example, make_problem
 from bench.implementations import (
@@ -234,6 +234,9 @@ def test_command_writes_results_and_tables(tmp_path, capsys):
     ]
     assert results["settings"]["threads"] >= 1
     assert results["gemm_peak"]["float32"]["gflops"] > 0
+    if machine.cpu_jiffies() is not None:  # Linux: how much time the hypervisor took, if any
+        assert 0 <= results["cpu_stolen_percent"] <= 100
+        assert all(0 <= r["cpu_stolen_percent"] <= 100 for r in results["results"])
     markdown = json_path.with_suffix(".md").read_text()
     assert markdown in capsys.readouterr().out
     assert "| tiny | 2-4-1 | 4 | float32 |" in markdown
@@ -241,6 +244,18 @@ def test_command_writes_results_and_tables(tmp_path, capsys):
     # Rendering alone gives the same tables.
     assert cli.main(["--from-json", str(json_path)]) == 0
     assert capsys.readouterr().out.strip() == markdown.strip()
+
+
+def test_stolen_time_is_read_from_proc_stat():
+    """The aggregate "cpu" line's eighth field is steal; the first eight are all the time."""
+    before = machine.cpu_jiffies("cpu  100 5 50 800 10 0 5 30 7 0\ncpu0 50 2 25 400 5 0 2 15 3 0\n")
+    after = machine.cpu_jiffies("cpu  160 5 60 880 10 0 5 80 9 0\n")
+    assert before == (30, 1000)
+    assert after == (80, 1200)
+    assert machine.stolen_percent(before, after) == pytest.approx(25.0)
+    assert machine.stolen_percent(before, None) is None
+    assert machine.stolen_percent(after, after) is None
+    assert machine.cpu_jiffies("intr 1 2 3\n") is None
 
 
 @pytest.mark.parametrize(
