@@ -13,7 +13,7 @@ import fastbp
 from fastbp import _kernels, _objective
 
 import reference
-from strategies import large_problems, problems
+from strategies import Problem, large_problems, problems
 
 TOL = {np.float64: 1e-12, np.float32: 1e-4}
 
@@ -56,6 +56,24 @@ def test_block_and_tile_boundaries(m, rng):
     J_ref, g_ref = reference.cost_and_grad(theta, X, y, sizes, 0.7)
     assert abs(J - J_ref) / J_ref <= 1e-12
     assert reference.max_rel(g, g_ref) <= 1e-12
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_register_block_remainders(dtype, rng):
+    """Padded sizes that leave remainders: a float64 Δ whose last column panel is narrower than
+    the others, float32 Θ rows that need the Δ update's shorter rest blocks."""
+    sizes = (20, 38, 4)
+    (rows_1, cols_1), (rows_2, cols_2) = _kernels.padded_layout(sizes, dtype)
+    R, _, RD, C, CL = _kernels._BLOCK_SHAPES[np.dtype(dtype)]
+    if CL != C:
+        assert cols_1 % C == cols_2 % C == CL  # full panels, then a narrower last one
+    if RD != R:
+        assert rows_1 % RD == R  # Δ row blocks of RD rows, then a rest block of R
+        assert rows_2 < RD  # rest blocks only
+    theta = rng.normal(scale=0.5, size=fastbp.n_params(sizes))
+    X = rng.uniform(-1, 1, (100, 20))
+    y = rng.integers(0, 4, 100)
+    assert_matches_reference(Problem(theta, X, y, sizes, 0.7), dtype)
 
 
 def test_cost_matches_plain_log_formula(rng):

@@ -54,8 +54,8 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 PARALLEL_SUM_ENTRIES = 2**17  # block Δ entries from which the final block sum runs in parallel
 
 # Register blocks, per dtype, measured on this project's machine (AMD EPYC Zen 3, AVX2, 16 ymm
-# registers) with SLP vectorization on, GFLOP/s per core of a 512 × 512 layer (tools/ sweeps,
-# other processes running):
+# registers) with SLP vectorization on, GFLOP/s per core of a 512 × 512 layer (throw-away
+# sweeps, other processes running):
 #   forward / δ products, rows × examples: float64 3×16 = 31.6 (2×32: 18.7, 4×16: 24.9, 1×32: 20.7);
 #                                           float32 2×32 = 58.4 (3×16: 43.4, 4×16: 35.0).
 #   Δ update, rows × columns:               float64 3×16 = 33.9 (4×8: 36.7 but rows padded to 12);
@@ -63,10 +63,15 @@ PARALLEL_SUM_ENTRIES = 2**17  # block Δ entries from which the final block sum 
 # Re-measured in place, whole kernel, one thread, same process: a float32 6×16 product block
 # (84 vs 71-77 GFLOP/s for 2×32 in an isolated product loop) was 1.0-1.08× slower end to end
 # (ex4 1.08, deep 1.03, wide 1.03, mnist and digits 1.01), so 2×32 stays.
-# (rows of a product block, examples of a product block, rows of a Δ block, columns of a Δ block)
+# The last column panel of a float64 Δ may be 8 wide (columns padded to 8, not 16): one thread,
+# same process, same bits, three runs: digits 0.93-0.98×, deep 0.95-0.96×, ex4 0.87-1.0× the
+# time (digits' Θ^(1) has 65 columns: 72 instead of 80). In float32 it made no difference
+# (digits 0.99×, ex4 1.01×, deep 1.01×): one 8-float vector per row is too little work per load.
+# (rows of a product block, examples of a product block, rows of a Δ block, columns of a Δ
+# block, columns of the last Δ panel: Δ columns are padded to a multiple of it)
 _BLOCK_SHAPES = {
-    np.dtype(np.float64): (3, 16, 3, 16),
-    np.dtype(np.float32): (2, 32, 6, 16),
+    np.dtype(np.float64): (3, 16, 3, 16, 8),
+    np.dtype(np.float32): (2, 32, 6, 16, 16),
 }
 
 # Compilation options shared by every kernel.
@@ -90,20 +95,21 @@ def padded_layout(layer_sizes: tuple[int, ...] | np.ndarray, dtype: Any) -> np.n
     """Rows and columns of each layer's zero-padded weight buffer, as an (L−1, 2) int64 array.
 
     Rows of Θ^(l) are padded to a multiple of the product block's rows R (the Δ update covers
-    them in blocks of RD rows, then of R); columns (bias included) to a multiple of the Δ column
-    block, with room for the bias plus the padded units of the layer below, which the δ product
-    reads. (float32 rows were padded to a multiple of both R = 2 and RD = 6, so ex4's 25 hidden
-    units took 30 rows. Padding to 26 instead, one thread, same process, same bits: ex4
-    1.1-1.2× faster in float32 (four runs), digits 1.05-1.07× (four of five runs), deep, mnist
-    and wide within noise.)
+    them in blocks of RD rows, then of R); columns (bias included) to a multiple of the last Δ
+    panel's width CL (the Δ update covers them in panels of C columns, then one of CL), with
+    room for the bias plus the padded units of the layer below, which the δ product reads.
+    (float32 rows were padded to a multiple of both R = 2 and RD = 6, so ex4's 25 hidden units
+    took 30 rows. Padding to 26 instead, one thread, same process, same bits: ex4 1.1-1.2×
+    faster in float32 (four runs), digits 1.05-1.07× (four of five runs), deep, mnist and wide
+    within noise.)
     """
-    R, _, _, C = _BLOCK_SHAPES[np.dtype(dtype)]
+    R, _, _, _, CL = _BLOCK_SHAPES[np.dtype(dtype)]
     sizes = [int(s) for s in layer_sizes]
     out = np.empty((len(sizes) - 1, 2), np.int64)
     for l in range(len(sizes) - 1):
         out[l, 0] = _round_up(sizes[l + 1], R)
         below = _round_up(sizes[l], R) if l > 0 else sizes[l]
-        out[l, 1] = _round_up(max(sizes[l], below) + 1, C)
+        out[l, 1] = _round_up(max(sizes[l], below) + 1, CL)
     return out
 
 
@@ -312,7 +318,7 @@ def _product_block_overload(W, transposed, i0, B, n_k, out, t0):
     if not isinstance(transposed, types.BooleanLiteral):
         return None
     by_column = transposed.literal_value
-    R, TB, _, _ = _BLOCK_SHAPES[np.dtype(str(W.dtype))]
+    R, TB, _, _, _ = _BLOCK_SHAPES[np.dtype(str(W.dtype))]
     block = R * TB
     F = numba.np.numpy_support.as_dtype(W.dtype).type
 
@@ -355,7 +361,7 @@ def _times_slope(D, A):
             d[t] = d[t] * (a[t] * (one - a[t]))
 
 
-def _delta_update(D, r0, c0, delta, AT, RD):  # pragma: no cover - overload below
+def _delta_update(D, r0, c0, delta, AT, RD, CD):  # pragma: no cover - overload below
     raise NotImplementedError
 
 
@@ -364,35 +370,35 @@ def _delta_update(D, r0, c0, delta, AT, RD):  # pragma: no cover - overload belo
     jit_options={"error_model": "numpy", "fastmath": {"contract"}},
     prefer_literal=True,
 )
-def _delta_update_overload(D, r0, c0, delta, AT, RD):
-    """D[r0 + i, c0 + c] += Σ_t δ[r0 + i, t] AT[t, c0 + c]: a rank-TILE update of an RD × C block.
+def _delta_update_overload(D, r0, c0, delta, AT, RD, CD):
+    """D[r0 + i, c0 + c] += Σ_t δ[r0 + i, t] AT[t, c0 + c]: a rank-TILE update of an RD × CD
+    block.
 
     D: padded Δ of one layer (rows, cols), written. delta: (rows, TILE). AT: example-major
-    activations [1; a] of the layer below (TILE, ≥ cols). RD: the block's rows, a literal. Each
-    example's δ column meets that example's own activations: Δ += δ [1; a]ᵀ, summed over the
-    tile in example order.
+    activations [1; a] of the layer below (TILE, ≥ cols). RD, CD: the block's rows and columns,
+    literals. Each example's δ column meets that example's own activations: Δ += δ [1; a]ᵀ,
+    summed over the tile in example order.
     """
-    if not isinstance(RD, types.IntegerLiteral):
+    if not (isinstance(RD, types.IntegerLiteral) and isinstance(CD, types.IntegerLiteral)):
         return None
-    n_rows = RD.literal_value
-    C = _BLOCK_SHAPES[np.dtype(str(D.dtype))][3]
-    block = n_rows * C
+    n_rows, n_cols = RD.literal_value, CD.literal_value
+    block = n_rows * n_cols
     F = numba.np.numpy_support.as_dtype(D.dtype).type
 
-    def impl(D, r0, c0, delta, AT, RD):
-        a = numba.carray(_stack_empty(block, D.dtype), (n_rows, C))
+    def impl(D, r0, c0, delta, AT, RD, CD):
+        a = numba.carray(_stack_empty(block, D.dtype), (n_rows, n_cols))
         for i in range(n_rows):
-            for c in range(C):
+            for c in range(n_cols):
                 a[i, c] = F(0.0)
         for t in range(TILE):
-            x = AT[t, c0 : c0 + C]
+            x = AT[t, c0 : c0 + n_cols]
             for i in range(n_rows):
                 d = delta[r0 + i, t]
-                for c in range(C):
+                for c in range(n_cols):
                     a[i, c] += d * x[c]
         for i in range(n_rows):
-            row = D[r0 + i, c0 : c0 + C]
-            for c in range(C):
+            row = D[r0 + i, c0 : c0 + n_cols]
+            for c in range(n_cols):
                 row[c] += a[i, c]
 
     return impl
@@ -404,9 +410,9 @@ def _shapes(W):  # pragma: no cover - overload below
 
 @overload(_shapes)
 def _shapes_overload(W):
-    """(R, TB, RD, C) of W's dtype, as compile-time constants."""
-    R, TB, RD, C = _BLOCK_SHAPES[np.dtype(str(W.dtype))]
-    return lambda W: (R, TB, RD, C)
+    """(R, TB, RD, C, CL) of W's dtype, as compile-time constants."""
+    R, TB, RD, C, CL = _BLOCK_SHAPES[np.dtype(str(W.dtype))]
+    return lambda W: (R, TB, RD, C, CL)
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,7 +475,7 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
     F = padded.dtype.type
     zero = F(0.0)
     one = F(1.0)
-    R, TB, RD, C = _shapes(padded)
+    R, TB, RD, C, CL = _shapes(padded)
     n_layers = sizes.shape[0] - 1
     K = sizes[n_layers]
     use_labels = labels.shape[0] > 0
@@ -610,15 +616,25 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
                         actT[t, j] = below[j, t]
             # Column panels outermost: the panel's TILE × C activations stay in L1 while every row
             # block of Δ passes (rows outermost re-read all of actT from L2 for each row block:
-            # float64 mnist and wide 1.08–1.1× slower, single thread).
+            # float64 mnist and wide 1.08–1.1× slower, single thread). Panels of C columns, then
+            # float64's last panel of CL; in each, blocks of RD rows, then float32's rest in blocks
+            # of R. R != RD and CL != C are compile-time tests. (A helper for one panel, called
+            # twice, was 1-3% slower in float32, one thread; inlined by numba, within noise.)
             D = Delta[offsets[l] : offsets[l + 1]].reshape((rows, cols))
             whole_blocks = rows - rows % RD
-            for c0 in range(0, cols, C):
+            whole_panels = cols - cols % C
+            for c0 in range(0, whole_panels, C):
                 for r0 in range(0, whole_blocks, RD):
-                    _delta_update(D, r0, c0, delta, AT, RD)
-                if R != RD:  # compile-time: float32's rest, R rows at a time (float64 has none)
+                    _delta_update(D, r0, c0, delta, AT, RD, C)
+                if R != RD:
                     for r0 in range(whole_blocks, rows, R):
-                        _delta_update(D, r0, c0, delta, AT, R)
+                        _delta_update(D, r0, c0, delta, AT, R, C)
+            if CL != C and whole_panels < cols:
+                for r0 in range(0, whole_blocks, RD):
+                    _delta_update(D, r0, whole_panels, delta, AT, RD, CL)
+                if R != RD:
+                    for r0 in range(whole_blocks, rows, R):
+                        _delta_update(D, r0, whole_panels, delta, AT, R, CL)
             if l == 0:
                 break
             # δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l)): unit j of layer l is
