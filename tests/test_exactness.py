@@ -58,18 +58,29 @@ def test_block_and_tile_boundaries(m, rng):
     assert reference.max_rel(g, g_ref) <= 1e-12
 
 
+def test_register_block_shapes_fit_together():
+    """Padded rows are a multiple of RP, columns of CL: every block that ends a loop fits."""
+    for R, TB, RD, C, CL, RP in _kernels._BLOCK_SHAPES.values():
+        assert _kernels.TILE % TB == 0
+        assert R % RP == 0
+        assert RD % RP == 0
+        assert C % CL == 0
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_register_block_remainders(dtype, rng):
-    """Padded sizes that leave remainders: a float64 Δ whose last column panel is narrower than
-    the others, float32 Θ rows that need the Δ update's shorter rest blocks."""
+    """Padded sizes that leave remainders: rows past the last full product block and Δ block
+    (both dtypes), and in float64 a Δ whose last column panel is narrower than the others."""
     sizes = (20, 38, 4)
     (rows_1, cols_1), (rows_2, cols_2) = _kernels.padded_layout(sizes, dtype)
-    R, _, RD, C, CL = _kernels._BLOCK_SHAPES[np.dtype(dtype)]
+    R, _, RD, C, CL, RP = _kernels._BLOCK_SHAPES[np.dtype(dtype)]
+    assert rows_1 % RD
+    assert rows_2 % RD
+    if RP != R:
+        assert rows_1 % R
+        assert rows_2 % R
     if CL != C:
-        assert cols_1 % C == cols_2 % C == CL  # full panels, then a narrower last one
-    if RD != R:
-        assert rows_1 % RD == R  # Δ row blocks of RD rows, then a rest block of R
-        assert rows_2 < RD  # rest blocks only
+        assert cols_1 % C == cols_2 % C == CL
     theta = rng.normal(scale=0.5, size=fastbp.n_params(sizes))
     X = rng.uniform(-1, 1, (100, 20))
     y = rng.integers(0, 4, 100)

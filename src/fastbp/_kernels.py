@@ -53,7 +53,13 @@ MAX_BLOCKS = 16
 MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay under this
 PARALLEL_SUM_ENTRIES = 2**17  # block Δ entries from which the final block sum runs in parallel
 
-# Register blocks, per dtype, measured on this project's machine (AMD EPYC Zen 3, AVX2, 16 ymm
+# Register blocks, per dtype: (R, TB, RD, C, CL, RP) =
+#   R × TB  rows (units) × examples of a product block, forward and δ products;
+#   RD × C  rows × columns of a Δ-update block; CL the columns of a Δ's last panel (Δ columns are
+#           padded to a multiple of CL, C is a multiple of it);
+#   RP      Θ rows are padded to a multiple of RP; products and Δ updates end with blocks of RP
+#           rows (R and RD are multiples of RP).
+# Measured on this project's machine (AMD EPYC Zen 3, AVX2, 16 ymm
 # registers) with SLP vectorization on, GFLOP/s per core of a 512 × 512 layer (throw-away
 # sweeps, other processes running):
 #   forward / δ products, rows × examples: float64 3×16 = 31.6 (2×32: 18.7, 4×16: 24.9, 1×32: 20.7);
@@ -67,11 +73,12 @@ PARALLEL_SUM_ENTRIES = 2**17  # block Δ entries from which the final block sum 
 # same process, same bits, three runs: digits 0.93-0.98×, deep 0.95-0.96×, ex4 0.87-1.0× the
 # time (digits' Θ^(1) has 65 columns: 72 instead of 80). In float32 it made no difference
 # (digits 0.99×, ex4 1.01×, deep 1.01×): one 8-float vector per row is too little work per load.
-# (rows of a product block, examples of a product block, rows of a Δ block, columns of a Δ
-# block, columns of the last Δ panel: Δ columns are padded to a multiple of it)
+# float64 rows are not padded (RP = 1; they were padded to 3, so ex4's 25 hidden units took 27
+# rows): one thread, same process, same bits, ex4 0.89-0.97× the time, digits and deep 0.99×;
+# two threads ex4 0.93-0.97×; cold compile about 1 s longer.
 _BLOCK_SHAPES = {
-    np.dtype(np.float64): (3, 16, 3, 16, 8),
-    np.dtype(np.float32): (2, 32, 6, 16, 16),
+    np.dtype(np.float64): (3, 16, 3, 16, 8, 1),
+    np.dtype(np.float32): (2, 32, 6, 16, 16, 2),
 }
 
 # Compilation options shared by every kernel.
@@ -94,21 +101,22 @@ def _round_up(n: int, k: int) -> int:
 def padded_layout(layer_sizes: tuple[int, ...] | np.ndarray, dtype: Any) -> np.ndarray:
     """Rows and columns of each layer's zero-padded weight buffer, as an (L−1, 2) int64 array.
 
-    Rows of Θ^(l) are padded to a multiple of the product block's rows R (the Δ update covers
-    them in blocks of RD rows, then of R); columns (bias included) to a multiple of the last Δ
-    panel's width CL (the Δ update covers them in panels of C columns, then one of CL), with
-    room for the bias plus the padded units of the layer below, which the δ product reads.
+    Rows of Θ^(l) are padded to a multiple of RP (the products cover them in blocks of R rows,
+    the Δ update in blocks of RD, both then in blocks of RP); columns (bias included) to a
+    multiple of the last Δ panel's width CL (the Δ update covers them in panels of C columns,
+    then one of CL), with room for the bias plus the padded units of the layer below, which the
+    δ product reads.
     (float32 rows were padded to a multiple of both R = 2 and RD = 6, so ex4's 25 hidden units
     took 30 rows. Padding to 26 instead, one thread, same process, same bits: ex4 1.1-1.2×
     faster in float32 (four runs), digits 1.05-1.07× (four of five runs), deep, mnist and wide
     within noise.)
     """
-    R, _, _, _, CL = _BLOCK_SHAPES[np.dtype(dtype)]
+    _, _, _, _, CL, RP = _BLOCK_SHAPES[np.dtype(dtype)]
     sizes = [int(s) for s in layer_sizes]
     out = np.empty((len(sizes) - 1, 2), np.int64)
     for l in range(len(sizes) - 1):
-        out[l, 0] = _round_up(sizes[l + 1], R)
-        below = _round_up(sizes[l], R) if l > 0 else sizes[l]
+        out[l, 0] = _round_up(sizes[l + 1], RP)
+        below = _round_up(sizes[l], RP) if l > 0 else sizes[l]
         out[l, 1] = _round_up(max(sizes[l], below) + 1, CL)
     return out
 
@@ -292,7 +300,7 @@ def _sigmoid_overload(z):
 # Register-blocked micro-kernels (shapes from _BLOCK_SHAPES, chosen by dtype at compile time)
 
 
-def _product_block(W, transposed, i0, B, n_k, out, t0):  # pragma: no cover - overload below
+def _product_block(W, transposed, i0, B, n_k, out, t0, RB):  # pragma: no cover - overload below
     raise NotImplementedError
 
 
@@ -301,28 +309,30 @@ def _product_block(W, transposed, i0, B, n_k, out, t0):  # pragma: no cover - ov
     jit_options={"error_model": "numpy", "fastmath": {"contract"}},
     prefer_literal=True,
 )
-def _product_block_overload(W, transposed, i0, B, n_k, out, t0):
-    """One register block of R units × TB examples of a layer product.
+def _product_block_overload(W, transposed, i0, B, n_k, out, t0, RB):
+    """One register block of RB units × TB examples of a layer product (RB a literal: R, or RP
+    for the last rows).
 
     out[i, t0 + t] = Σ_{k<n_k} w(i, k) B[k, t0 + t], with w(i, k) = W[i0 + i, k], or W[k, i0 + i]
     when ``transposed`` (a literal: the δ product runs through Θᵀ). W: padded weights (rows,
-    cols). B: unit-major activations or δ (units, TILE). out: unit-major (≥ R rows, TILE), its row
-    0 is unit i0. Every weight is loaded once and serves TB examples; the block stays in registers.
-    The nonlinearity is a separate pass (``_sigmoid_rows``, ``_times_slope``): fused here, it made
-    LLVM spill 4 of the 12 float64 accumulators in the k loop (float64 one thread: deep 1.2×,
-    mnist 1.16×, ex4 1.09× slower). Splitting the k loop into chunks whose rows of B fit in L1
-    (16 KiB) was measured too, without spills: no faster (1.0–1.18× slower, wide float64 worst;
-    again with blocks that always accumulate into ``out``, chunks of 64: ex4 and mnist float64
-    1.06× slower, although an isolated product loop gained 1.1-1.15× from it).
+    cols). B: unit-major activations or δ (units, TILE). out: unit-major (≥ RB rows, TILE), its
+    row 0 is unit i0. Every weight is loaded once and serves TB examples; the block stays in
+    registers. The nonlinearity is a separate pass (``_sigmoid_rows``, ``_times_slope``): fused
+    here, it made LLVM spill 4 of the 12 float64 accumulators in the k loop (float64 one thread:
+    deep 1.2×, mnist 1.16×, ex4 1.09× slower). Splitting the k loop into chunks whose rows of B
+    fit in L1 (16 KiB) was measured too, without spills: no faster (1.0–1.18× slower, wide
+    float64 worst; again with blocks that always accumulate into ``out``, chunks of 64: ex4 and
+    mnist float64 1.06× slower, although an isolated product loop gained 1.1-1.15× from it).
     """
-    if not isinstance(transposed, types.BooleanLiteral):
+    if not (isinstance(transposed, types.BooleanLiteral) and isinstance(RB, types.IntegerLiteral)):
         return None
     by_column = transposed.literal_value
-    R, TB, _, _, _ = _BLOCK_SHAPES[np.dtype(str(W.dtype))]
+    R = RB.literal_value
+    TB = _BLOCK_SHAPES[np.dtype(str(W.dtype))][1]
     block = R * TB
     F = numba.np.numpy_support.as_dtype(W.dtype).type
 
-    def impl(W, transposed, i0, B, n_k, out, t0):
+    def impl(W, transposed, i0, B, n_k, out, t0, RB):
         s = numba.carray(_stack_empty(block, W.dtype), (R, TB))
         for i in range(R):
             for t in range(TB):
@@ -410,9 +420,9 @@ def _shapes(W):  # pragma: no cover - overload below
 
 @overload(_shapes)
 def _shapes_overload(W):
-    """(R, TB, RD, C, CL) of W's dtype, as compile-time constants."""
-    R, TB, RD, C, CL = _BLOCK_SHAPES[np.dtype(str(W.dtype))]
-    return lambda W: (R, TB, RD, C, CL)
+    """(R, TB, RD, C, CL, RP) of W's dtype, as compile-time constants."""
+    R, TB, RD, C, CL, RP = _BLOCK_SHAPES[np.dtype(str(W.dtype))]
+    return lambda W: (R, TB, RD, C, CL, RP)
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,7 +485,7 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
     F = padded.dtype.type
     zero = F(0.0)
     one = F(1.0)
-    R, TB, RD, C, CL = _shapes(padded)
+    R, TB, RD, C, CL, RP = _shapes(padded)
     n_layers = sizes.shape[0] - 1
     K = sizes[n_layers]
     use_labels = labels.shape[0] > 0
@@ -538,15 +548,22 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             for t in range(TILE):
                 a_j[t] = xrows[t, 1 + j]
 
-        # Forward: z^(l+1) = Θ^(l) [1; a^(l)], a^(l+1) = g(z^(l+1)), R units × TB examples at once.
+        # Forward: z^(l+1) = Θ^(l) [1; a^(l)], a^(l+1) = g(z^(l+1)), R units × TB examples at once,
+        # then float64's last rows RP at a time (RP != R is a compile-time test).
         for l in range(n_layers):
             W = padded[offsets[l] : offsets[l + 1]].reshape((layout[l, 0], layout[l, 1]))
             below = act[act_offsets[l] : act_offsets[l + 1]]
             last = l == n_layers - 1
             above = z_out if last else act[act_offsets[l + 1] + 1 : act_offsets[l + 2]]
-            for r0 in range(0, layout[l, 0], R):
+            n_k = sizes[l] + 1
+            whole = layout[l, 0] - layout[l, 0] % R
+            for r0 in range(0, whole, R):
                 for t0 in range(0, TILE, TB):
-                    _product_block(W, False, r0, below, sizes[l] + 1, above[r0:], t0)
+                    _product_block(W, False, r0, below, n_k, above[r0:], t0, R)
+            if RP != R:
+                for r0 in range(whole, layout[l, 0], RP):
+                    for t0 in range(0, TILE, TB):
+                        _product_block(W, False, r0, below, n_k, above[r0:], t0, RP)
             if not last:
                 _sigmoid_rows(above[: sizes[l + 1]])
 
@@ -617,8 +634,8 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             # Column panels outermost: the panel's TILE × C activations stay in L1 while every row
             # block of Δ passes (rows outermost re-read all of actT from L2 for each row block:
             # float64 mnist and wide 1.08–1.1× slower, single thread). Panels of C columns, then
-            # float64's last panel of CL; in each, blocks of RD rows, then float32's rest in blocks
-            # of R. R != RD and CL != C are compile-time tests. (A helper for one panel, called
+            # float64's last panel of CL; in each, blocks of RD rows, then the rest in blocks of
+            # RP. RP != RD and CL != C are compile-time tests. (A helper for one panel, called
             # twice, was 1-3% slower in float32, one thread; inlined by numba, within noise.)
             D = Delta[offsets[l] : offsets[l + 1]].reshape((rows, cols))
             whole_blocks = rows - rows % RD
@@ -626,23 +643,29 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             for c0 in range(0, whole_panels, C):
                 for r0 in range(0, whole_blocks, RD):
                     _delta_update(D, r0, c0, delta, AT, RD, C)
-                if R != RD:
-                    for r0 in range(whole_blocks, rows, R):
-                        _delta_update(D, r0, c0, delta, AT, R, C)
+                if RP != RD:
+                    for r0 in range(whole_blocks, rows, RP):
+                        _delta_update(D, r0, c0, delta, AT, RP, C)
             if CL != C and whole_panels < cols:
                 for r0 in range(0, whole_blocks, RD):
                     _delta_update(D, r0, whole_panels, delta, AT, RD, CL)
-                if R != RD:
-                    for r0 in range(whole_blocks, rows, R):
-                        _delta_update(D, r0, whole_panels, delta, AT, R, CL)
+                if RP != RD:
+                    for r0 in range(whole_blocks, rows, RP):
+                        _delta_update(D, r0, whole_panels, delta, AT, RP, CL)
             if l == 0:
                 break
             # δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l)): unit j of layer l is
             # column 1 + j of Θ^(l); padding units get δ = 0 from zero weight columns.
             W = padded[offsets[l] : offsets[l + 1]].reshape((rows, cols))
-            for j0 in range(0, layout[l - 1, 0], R):
+            n_k = sizes[l + 1]
+            whole = layout[l - 1, 0] - layout[l - 1, 0] % R
+            for j0 in range(0, whole, R):
                 for t0 in range(0, TILE, TB):
-                    _product_block(W, True, 1 + j0, delta, sizes[l + 1], delta_below[j0:], t0)
+                    _product_block(W, True, 1 + j0, delta, n_k, delta_below[j0:], t0, R)
+            if RP != R:
+                for j0 in range(whole, layout[l - 1, 0], RP):
+                    for t0 in range(0, TILE, TB):
+                        _product_block(W, True, 1 + j0, delta, n_k, delta_below[j0:], t0, RP)
             _times_slope(delta_below[: sizes[l]], below[1 : 1 + sizes[l]])
             delta, delta_below = delta_below, delta
     return cost
