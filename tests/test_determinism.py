@@ -44,11 +44,16 @@ def test_block_count_depends_on_size_and_dtype_only():
     assert _kernels.block_count(255, ex4, np.float64) == 1
     assert _kernels.block_count(256, ex4, np.float64) == 2
     assert _kernels.block_count(5000, ex4, np.float64) == 16
+    # Powers of two only: 1797 examples could make 14 blocks of 128, they make 8.
+    assert _kernels.block_count(1797, ex4, np.float64) == 8
+    assert _kernels.block_count(1023, ex4, np.float64) == 4
     # Memory-bound: all padded per-block Δ copies within 32 MiB.
     padded = _kernels.padded_layout(wide, np.float64)
     delta_bytes = int((padded[:, 0] * padded[:, 1]).sum()) * 8
     assert delta_bytes >= fastbp.n_params(wide) * 8
-    expected = _kernels.MAX_BLOCK_DELTA_BYTES // delta_bytes
+    fitting = _kernels.MAX_BLOCK_DELTA_BYTES // delta_bytes
+    expected = 1 << (fitting.bit_length() - 1)  # the largest power of two that fits
+    assert expected <= fitting < 2 * expected
     assert _kernels.block_count(10**6, wide, np.float64) == expected
     assert 1 < expected < _kernels.block_count(10**6, wide, np.float32)
     assert _kernels.block_count(10**6, (10**4, 10**3, 10), np.float64) == 1
