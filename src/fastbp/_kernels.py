@@ -75,7 +75,10 @@ PARALLEL_SUM_ENTRIES = 2**17  # block Δ entries from which the final block sum 
 # (digits 0.99×, ex4 1.01×, deep 1.01×): one 8-float vector per row is too little work per load.
 # float64 rows are not padded (RP = 1; they were padded to 3, so ex4's 25 hidden units took 27
 # rows): one thread, same process, same bits, ex4 0.89-0.97× the time, digits and deep 0.99×;
-# two threads ex4 0.93-0.97×; cold compile about 1 s longer.
+# two threads ex4 0.93-0.97×. It costs four more block variants: cold compile (float64, ex4
+# shape, serial + parallel entry points) 23.4-25.1 s against 20.6-22.7 s. Padding rows to 3 for
+# storage and ending only the forward product in 1-row blocks compiled as fast, but ran ex4
+# 1.025-1.044× slower than this (one thread, three runs).
 _BLOCK_SHAPES = {
     np.dtype(np.float64): (3, 16, 3, 16, 8, 1),
     np.dtype(np.float32): (2, 32, 6, 16, 16, 2),
