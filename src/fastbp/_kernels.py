@@ -59,9 +59,9 @@ PARALLEL_SUM_ENTRIES = 2**17  # block Δ entries from which the final block sum 
 #           padded to a multiple of CL, C is a multiple of it);
 #   RP      Θ rows are padded to a multiple of RP; products and Δ updates end with blocks of RP
 #           rows (R and RD are multiples of RP).
-# Measured on this project's machine (AMD EPYC Zen 3, AVX2, 16 ymm
-# registers) with SLP vectorization on, GFLOP/s per core of a 512 × 512 layer (throw-away
-# sweeps, other processes running):
+# Measured on this project's machine (AMD EPYC Zen 3, AVX2, 16 ymm registers) with SLP
+# vectorization on, GFLOP/s per core of a 512 × 512 layer (throw-away sweeps, other processes
+# running):
 #   forward / δ products, rows × examples: float64 3×16 = 31.6 (2×32: 18.7, 4×16: 24.9, 1×32: 20.7);
 #                                           float32 2×32 = 58.4 (3×16: 43.4, 4×16: 35.0).
 #   Δ update, rows × columns:               float64 3×16 = 33.9 (4×8: 36.7 but rows padded to 12);
