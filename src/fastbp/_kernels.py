@@ -476,7 +476,7 @@ def _example_major(cols, like, C):
 @numba.njit(**_OPTIONS)
 def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Deltas, proba):
     """Block b of n_blocks, a contiguous range of tiles: return Σ of its per-example costs
-    (float64), and add its Δ to Deltas[b].
+    (float64), and write its Δ to Deltas[b].
 
     padded, offsets: from ``_pad_weights``. X: (m, s_1). labels (m,) int64 or (0,); Y (m, K) or
     (0, K): the targets (labels when given); with both empty no cost is computed. Deltas:
@@ -492,6 +492,11 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
     tile_stop = (b + 1) * n_tiles // n_blocks
     want_grad = Deltas.shape[1] > 0
     Delta = Deltas[b]
+    # Zeroed here, by the thread that fills it, not by the caller before the launch: two
+    # threads, same process, same bits, paired medians over 21-31 calls wide 0.98×, mnist
+    # 0.99-1.0×, digits and deep 0.99×.
+    for p in range(Delta.shape[0]):
+        Delta[p] = padded.dtype.type(0.0)
     F = padded.dtype.type
     zero = F(0.0)
     one = F(1.0)
@@ -718,7 +723,7 @@ def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
     padded, offsets, finite = _pad_weights(theta, sizes, layout)
     if not finite:
         return np.nan  # the wrapper names the offending entry
-    Deltas = np.zeros((n_blocks, padded.shape[0] if grad.shape[0] else 0), theta.dtype)
+    Deltas = np.empty((n_blocks, padded.shape[0] if grad.shape[0] else 0), theta.dtype)
     cost = 0.0
     for b in range(n_blocks):
         cost += _tiled_block(
@@ -734,7 +739,7 @@ def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_bloc
     padded, offsets, finite = _pad_weights(theta, sizes, layout)
     if not finite:
         return np.nan
-    Deltas = np.zeros((n_blocks, padded.shape[0] if grad.shape[0] else 0), theta.dtype)
+    Deltas = np.empty((n_blocks, padded.shape[0] if grad.shape[0] else 0), theta.dtype)
     costs = np.zeros(n_blocks)
     for b in prange(n_blocks):
         costs[b] = _tiled_block(  # b as int64: one compiled signature for both entry points
