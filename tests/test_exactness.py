@@ -60,7 +60,8 @@ def test_block_and_tile_boundaries(m, rng):
 
 def test_register_block_shapes_fit_together():
     """Padded rows are a multiple of RP, columns of CL: every block that ends a loop fits."""
-    for R, TB, RD, C, CL, RP in _kernels._BLOCK_SHAPES.values():
+    for R, TB, RD, C, CL, RP, PANELS in _kernels._BLOCK_SHAPES.values():
+        assert PANELS in (0, 1)
         assert _kernels.TILE % TB == 0
         assert R % RP == 0
         assert RD % RP == 0
@@ -73,7 +74,7 @@ def test_register_block_remainders(dtype, rng):
     (both dtypes), and in float64 a Δ whose last column panel is narrower than the others."""
     sizes = (20, 38, 4)
     (rows_1, cols_1), (rows_2, cols_2) = _kernels.padded_layout(sizes, dtype)
-    R, _, RD, C, CL, RP = _kernels._BLOCK_SHAPES[np.dtype(dtype)]
+    R, _, RD, C, CL, RP, _ = _kernels._BLOCK_SHAPES[np.dtype(dtype)]
     assert rows_1 % RD
     assert rows_2 % RD
     if RP != R:

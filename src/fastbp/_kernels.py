@@ -53,12 +53,14 @@ MAX_BLOCKS = 16
 MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay under this
 PARALLEL_SUM_ENTRIES = 2**17  # block Δ entries from which the final block sum runs in parallel
 
-# Register blocks, per dtype: (R, TB, RD, C, CL, RP) =
+# Register blocks, per dtype: (R, TB, RD, C, CL, RP, PANELS) =
 #   R × TB  rows (units) × examples of a product block, forward and δ products;
 #   RD × C  rows × columns of a Δ-update block; CL the columns of a Δ's last panel (Δ columns are
 #           padded to a multiple of CL, C is a multiple of it);
 #   RP      Θ rows are padded to a multiple of RP; products and Δ updates end with blocks of RP
-#           rows (R and RD are multiples of RP).
+#           rows (R and RD are multiples of RP);
+#   PANELS  1: each block's padded Δ is stored panel by panel, every C-column panel (and the last
+#           CL-column one) contiguous, rows × columns within it; 0: row-major like Θ.
 # Measured on this project's machine (AMD EPYC Zen 3, AVX2, 16 ymm registers) with SLP
 # vectorization on, GFLOP/s per core of a 512 × 512 layer (throw-away sweeps, other processes
 # running):
@@ -79,9 +81,14 @@ PARALLEL_SUM_ENTRIES = 2**17  # block Δ entries from which the final block sum 
 # shape, serial + parallel entry points) 23.4-25.1 s against 20.6-22.7 s. Padding rows to 3 for
 # storage and ending only the forward product in 1-row blocks compiled as fast, but ran ex4
 # 1.025-1.044× slower than this (one thread, three runs).
+# float64 Δ stored by panels, so that the column panels' row blocks read and write one
+# contiguous stretch of Δ instead of rows 4-6 KB apart (same bits; paired medians over 21-25
+# calls): two threads wide 0.89× and 0.93× the time, mnist 0.97-1.01×, deep 1.0×, ex4 1.0×; one
+# thread mnist 0.97×, wide 0.975×, ex4 0.99×. In float32 it was slower: one thread mnist, ex4,
+# digits 1.02-1.03×, two threads mnist 1.03×, wide 1.02×.
 _BLOCK_SHAPES = {
-    np.dtype(np.float64): (3, 16, 3, 16, 8, 1),
-    np.dtype(np.float32): (2, 32, 6, 16, 16, 2),
+    np.dtype(np.float64): (3, 16, 3, 16, 8, 1, 1),
+    np.dtype(np.float32): (2, 32, 6, 16, 16, 2, 0),
 }
 
 # Compilation options shared by every kernel.
@@ -114,7 +121,7 @@ def padded_layout(layer_sizes: tuple[int, ...] | np.ndarray, dtype: Any) -> np.n
     faster in float32 (four runs), digits 1.05-1.07× (four of five runs), deep, mnist and wide
     within noise.)
     """
-    _, _, _, _, CL, RP = _BLOCK_SHAPES[np.dtype(dtype)]
+    _, _, _, _, CL, RP, _ = _BLOCK_SHAPES[np.dtype(dtype)]
     sizes = [int(s) for s in layer_sizes]
     out = np.empty((len(sizes) - 1, 2), np.int64)
     for l in range(len(sizes) - 1):
@@ -381,7 +388,7 @@ def _times_slope(D, A):
             d[t] = d[t] * (a[t] * (one - a[t]))
 
 
-def _delta_update(D, r0, c0, delta, AT, RD, CD):  # pragma: no cover - overload below
+def _delta_update(D, r0, d0, delta, AT, c0, RD, CD):  # pragma: no cover - overload below
     raise NotImplementedError
 
 
@@ -390,14 +397,15 @@ def _delta_update(D, r0, c0, delta, AT, RD, CD):  # pragma: no cover - overload 
     jit_options={"error_model": "numpy", "fastmath": {"contract"}},
     prefer_literal=True,
 )
-def _delta_update_overload(D, r0, c0, delta, AT, RD, CD):
-    """D[r0 + i, c0 + c] += Σ_t δ[r0 + i, t] AT[t, c0 + c]: a rank-TILE update of an RD × CD
+def _delta_update_overload(D, r0, d0, delta, AT, c0, RD, CD):
+    """D[r0 + i, d0 + c] += Σ_t δ[r0 + i, t] AT[t, c0 + c]: a rank-TILE update of an RD × CD
     block.
 
-    D: padded Δ of one layer (rows, cols), written. delta: (rows, TILE). AT: example-major
-    activations [1; a] of the layer below (TILE, ≥ cols). RD, CD: the block's rows and columns,
-    literals. Each example's δ column meets that example's own activations: Δ += δ [1; a]ᵀ,
-    summed over the tile in example order.
+    D: padded Δ of one layer (rows, cols), or its panel of columns c0, c0 + 1, … (rows, CD,
+    d0 = 0), written. delta: (rows, TILE). AT: example-major activations [1; a] of the layer
+    below (TILE, ≥ cols). RD, CD: the block's rows and columns, literals. Each example's δ
+    column meets that example's own activations: Δ += δ [1; a]ᵀ, summed over the tile in
+    example order.
     """
     if not (isinstance(RD, types.IntegerLiteral) and isinstance(CD, types.IntegerLiteral)):
         return None
@@ -405,7 +413,7 @@ def _delta_update_overload(D, r0, c0, delta, AT, RD, CD):
     block = n_rows * n_cols
     F = numba.np.numpy_support.as_dtype(D.dtype).type
 
-    def impl(D, r0, c0, delta, AT, RD, CD):
+    def impl(D, r0, d0, delta, AT, c0, RD, CD):
         a = numba.carray(_stack_empty(block, D.dtype), (n_rows, n_cols))
         for i in range(n_rows):
             for c in range(n_cols):
@@ -417,7 +425,7 @@ def _delta_update_overload(D, r0, c0, delta, AT, RD, CD):
                 for c in range(n_cols):
                     a[i, c] += d * x[c]
         for i in range(n_rows):
-            row = D[r0 + i, c0 : c0 + n_cols]
+            row = D[r0 + i, d0 : d0 + n_cols]
             for c in range(n_cols):
                 row[c] += a[i, c]
 
@@ -430,9 +438,9 @@ def _shapes(W):  # pragma: no cover - overload below
 
 @overload(_shapes)
 def _shapes_overload(W):
-    """(R, TB, RD, C, CL, RP) of W's dtype, as compile-time constants."""
-    R, TB, RD, C, CL, RP = _BLOCK_SHAPES[np.dtype(str(W.dtype))]
-    return lambda W: (R, TB, RD, C, CL, RP)
+    """(R, TB, RD, C, CL, RP, PANELS) of W's dtype, as compile-time constants."""
+    shapes = _BLOCK_SHAPES[np.dtype(str(W.dtype))]
+    return lambda W: shapes
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,7 +508,7 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
     F = padded.dtype.type
     zero = F(0.0)
     one = F(1.0)
-    R, TB, RD, C, CL, RP = _shapes(padded)
+    R, TB, RD, C, CL, RP, PANELS = _shapes(padded)
     n_layers = sizes.shape[0] - 1
     K = sizes[n_layers]
     use_labels = labels.shape[0] > 0
@@ -652,21 +660,32 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             # float64's last panel of CL; in each, blocks of RD rows, then the rest in blocks of
             # RP. RP != RD and CL != C are compile-time tests. (A helper for one panel, called
             # twice, was 1-3% slower in float32, one thread; inlined by numba, within noise.)
+            # With PANELS, D is the panel's own (rows, C or CL) stretch of Δ: its column d0 = 0.
             D = Delta[offsets[l] : offsets[l + 1]].reshape((rows, cols))
             whole_blocks = rows - rows % RD
             whole_panels = cols - cols % C
             for c0 in range(0, whole_panels, C):
+                d0 = c0
+                if PANELS:
+                    panel = offsets[l] + c0 * rows
+                    D = Delta[panel : panel + rows * C].reshape((rows, C))
+                    d0 = 0
                 for r0 in range(0, whole_blocks, RD):
-                    _delta_update(D, r0, c0, delta, AT, RD, C)
+                    _delta_update(D, r0, d0, delta, AT, c0, RD, C)
                 if RP != RD:
                     for r0 in range(whole_blocks, rows, RP):
-                        _delta_update(D, r0, c0, delta, AT, RP, C)
+                        _delta_update(D, r0, d0, delta, AT, c0, RP, C)
             if CL != C and whole_panels < cols:
+                d0 = whole_panels
+                if PANELS:
+                    panel = offsets[l] + whole_panels * rows
+                    D = Delta[panel : panel + rows * CL].reshape((rows, CL))
+                    d0 = 0
                 for r0 in range(0, whole_blocks, RD):
-                    _delta_update(D, r0, whole_panels, delta, AT, RD, CL)
+                    _delta_update(D, r0, d0, delta, AT, whole_panels, RD, CL)
                 if RP != RD:
                     for r0 in range(whole_blocks, rows, RP):
-                        _delta_update(D, r0, whole_panels, delta, AT, RP, CL)
+                        _delta_update(D, r0, d0, delta, AT, whole_panels, RP, CL)
             if l == 0:
                 break
             # δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l)): unit j of layer l is
@@ -691,22 +710,29 @@ def _unpad_sum(padded_deltas, offsets, sizes, layout, grad, row_start, row_stop)
     """grad rows [row_start, row_stop) of the flat layout = Σ_b padded_deltas[b], in block order.
 
     Rows are numbered across layers (Θ^(1)'s rows first); the sum over blocks runs b = 0, 1, …
-    for every entry, so the result never depends on who computes which row.
+    for every entry, so the result never depends on who computes which row. A padded Δ is
+    row-major, or stored by panels of C columns (PANELS, see ``_BLOCK_SHAPES``): the panel of
+    columns p0 … p0 + width − 1 starts p0 × rows entries into the layer's Δ.
     """
     n_blocks = padded_deltas.shape[0]
+    _, _, _, C, _, _, PANELS = _shapes(padded_deltas)
     row = 0
     start = 0
     for l in range(sizes.shape[0] - 1):
         n_in = sizes[l] + 1
+        rows, cols = layout[l, 0], layout[l, 1]
+        panel_width = C if PANELS else cols
         for r in range(sizes[l + 1]):
             if row_start <= row < row_stop:
-                source = offsets[l] + r * layout[l, 1]
                 target = start + r * n_in
-                for j in range(n_in):
-                    s = padded_deltas[0, source + j]
-                    for b in range(1, n_blocks):
-                        s += padded_deltas[b, source + j]
-                    grad[target + j] = s
+                for p0 in range(0, n_in, panel_width):
+                    width = min(panel_width, cols - p0)
+                    source = offsets[l] + p0 * rows + r * width - p0
+                    for j in range(p0, min(p0 + panel_width, n_in)):
+                        s = padded_deltas[0, source + j]
+                        for b in range(1, n_blocks):
+                            s += padded_deltas[b, source + j]
+                        grad[target + j] = s
             row += 1
         start += sizes[l + 1] * n_in
 
