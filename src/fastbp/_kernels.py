@@ -44,7 +44,9 @@ from numba.extending import intrinsic, overload
 
 # Examples per tile; the Δ update is a rank-TILE update of each Δ row segment. Measured against
 # 32 (one thread, same process): 64 slower, also with the products run in strips of 32 examples
-# (wide f32 1.28×, mnist f64 1.23×, ex4 f32 1.14×): a tile's buffers outgrow the 512 KiB L2. 16
+# (wide f32 1.28×, mnist f64 1.23×, ex4 f32 1.14×): a tile's buffers outgrow the 512 KiB L2. Two
+# threads, where the blocks' Δ streams compete for L3, 64 lost as well: wide 1.21× (both
+# dtypes), mnist 1.10× (f32) and 1.13× (f64), deep f32 1.19× (paired medians). 16
 # for float64 when they exceed it (wide, mnist): wide 0.95×, mnist 0.96×, but the tile size then
 # varies at run time and deep, ex4 and digits ran 1.03-1.06× slower, so 32 for all.
 TILE = 32
@@ -85,7 +87,9 @@ PARALLEL_SUM_ENTRIES = 2**17  # block Δ entries from which the final block sum 
 # contiguous stretch of Δ instead of rows 4-6 KB apart (same bits; paired medians over 21-25
 # calls): two threads wide 0.89× and 0.93× the time, mnist 0.97-1.01×, deep 1.0×, ex4 1.0×; one
 # thread mnist 0.97×, wide 0.975×, ex4 0.99×. In float32 it was slower: one thread mnist, ex4,
-# digits 1.02-1.03×, two threads mnist 1.03×, wide 1.02×.
+# digits 1.02-1.03×, two threads mnist 1.03×, wide 1.02×; with 32-column (128-byte) panels
+# 1.03-1.06×. The δ products, which read Θ by columns, take 17-20% of deep's and wide's time for
+# 17-24% of their multiply-adds, so Θ keeps one layout.
 _BLOCK_SHAPES = {
     np.dtype(np.float64): (3, 16, 3, 16, 8, 1, 1),
     np.dtype(np.float32): (2, 32, 6, 16, 16, 2, 0),
@@ -554,7 +558,10 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
         # Δ update of the first layer reads); then a^(1) = x unit-major, from xrows. The padding
         # examples of a last tile are zeros. (Transposing straight from X, 32 strided rows at a
         # time, and copying X's rows again for the first Δ update was slower, same bits: one
-        # thread ex4 1.1-1.19×, digits 1.04-1.1×, mnist float32 1.1×; deep and wide within noise.)
+        # thread ex4 1.1-1.19×, digits 1.04-1.1×, mnist float32 1.1×; deep and wide within noise.
+        # No transpose at all, the first layer's product as dot products along the inputs from
+        # xrows (2-4 rows × 2-4 examples of vector accumulators), was 1.7-2.9× slower than the
+        # transpose and product together, in an isolated loop of ex4's and mnist's first layer.)
         # Element loops, not ``x_t[:] = X[row0 + t]``: an array-to-array slice assignment makes
         # numba compile its shape-mismatch error path (2.5-4 s of every cold compile).
         for t in range(TILE):
@@ -659,7 +666,9 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             # float64 mnist and wide 1.08–1.1× slower, single thread). Panels of C columns, then
             # float64's last panel of CL; in each, blocks of RD rows, then the rest in blocks of
             # RP. RP != RD and CL != C are compile-time tests. (A helper for one panel, called
-            # twice, was 1-3% slower in float32, one thread; inlined by numba, within noise.)
+            # twice, was 1-3% slower in float32, one thread; inlined by numba, within noise.
+            # Row blocks outermost over groups of 4 panels: 1.02-1.06× slower, one thread. A
+            # software prefetch of the next row block's Δ: within noise, 0.95-1.02.)
             # With PANELS, D is the panel's own (rows, C or CL) stretch of Δ: its column d0 = 0.
             D = Delta[offsets[l] : offsets[l + 1]].reshape((rows, cols))
             whole_blocks = rows - rows % RD
