@@ -44,9 +44,9 @@ from numba.extending import intrinsic, overload
 
 # Examples per tile; the Δ update is a rank-TILE update of each Δ row segment. Measured against
 # 32 (one thread, same process): 64 slower, also with the products run in strips of 32 examples
-# (wide f32 1.28×, mnist f64 1.23×, ex4 f32 1.14×): a tile's buffers outgrow the 512 KiB L2. Two
-# threads, where the blocks' Δ streams compete for L3, 64 lost as well: wide 1.21× (both
-# dtypes), mnist 1.10× (f32) and 1.13× (f64), deep f32 1.19× (paired medians). 16
+# (wide f32 1.28×, mnist f64 1.23×, ex4 f32 1.14×): a tile's buffers outgrow the 512 KiB L2. With
+# two threads 64 lost as well: wide 1.21× (both dtypes), mnist 1.10× (f32) and 1.13× (f64), deep
+# f32 1.19× (paired medians). 16
 # for float64 when they exceed it (wide, mnist): wide 0.95×, mnist 0.96×, but the tile size then
 # varies at run time and deep, ex4 and digits ran 1.03-1.06× slower, so 32 for all.
 TILE = 32
@@ -492,8 +492,9 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
 
     padded, offsets: from ``_pad_weights``. X: (m, s_1). labels (m,) int64 or (0,); Y (m, K) or
     (0, K): the targets (labels when given); with both empty no cost is computed. Deltas:
-    (n_blocks, padded size), each row a padded Δ like ``padded``, or (n_blocks, 0) for no
-    gradient. proba: (m, K) or (0, K), h_Θ(x) written when it has m rows (only when no targets
+    (n_blocks, padded size), each row a padded Δ with the layers, offsets and padding of
+    ``padded`` (stored by panels where PANELS says so, see ``_BLOCK_SHAPES``), or (n_blocks, 0)
+    for no gradient. proba: (m, K) or (0, K), h_Θ(x) written when it has m rows (only when no targets
     are given). Both entry points call this function directly, with an int64 b: each level of
     calls and each signature costs numba a compile and LLVM a re-optimization of everything
     below it (a wrapper between them cost 1-3 s of every cold compile).
@@ -504,14 +505,14 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
     tile_stop = (b + 1) * n_tiles // n_blocks
     want_grad = Deltas.shape[1] > 0
     Delta = Deltas[b]
+    F = padded.dtype.type
+    zero = F(0.0)
+    one = F(1.0)
     # Zeroed here, by the thread that fills it, not by the caller before the launch: two
     # threads, same process, same bits, paired medians over 21-31 calls wide 0.98×, mnist
     # 0.99-1.0×, digits and deep 0.99×.
     for p in range(Delta.shape[0]):
-        Delta[p] = padded.dtype.type(0.0)
-    F = padded.dtype.type
-    zero = F(0.0)
-    one = F(1.0)
+        Delta[p] = zero
     R, TB, RD, C, CL, RP, PANELS = _shapes(padded)
     n_layers = sizes.shape[0] - 1
     K = sizes[n_layers]
