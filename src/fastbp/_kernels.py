@@ -53,7 +53,6 @@ TILE = 32
 MIN_BLOCK_EXAMPLES = 128  # a parallel block holds at least this many examples
 MAX_BLOCKS = 16
 MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay under this
-PARALLEL_SUM_ENTRIES = 2**17  # block Δ entries from which the final block sum runs in parallel
 
 # Register blocks, per dtype: (R, TB, RD, C, CL, RP, PANELS) =
 #   R × TB  rows (units) × examples of a product block, forward and δ products;
@@ -716,34 +715,36 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
 
 
 @numba.njit(**_OPTIONS)
-def _unpad_sum(padded_deltas, offsets, sizes, layout, grad, row_start, row_stop):
-    """grad rows [row_start, row_stop) of the flat layout = Σ_b padded_deltas[b], in block order.
+def _unpad_sum(padded_deltas, offsets, sizes, layout, grad):
+    """grad = Σ_b padded_deltas[b] in the flat layout, adding the blocks in block order.
 
-    Rows are numbered across layers (Θ^(1)'s rows first); the sum over blocks runs b = 0, 1, …
-    for every entry, so the result never depends on who computes which row. A padded Δ is
-    row-major, or stored by panels of C columns (PANELS, see ``_BLOCK_SHAPES``): the panel of
+    Serial: the sum over blocks runs b = 0, 1, … for every entry, whoever calls it. A padded Δ
+    is row-major, or stored by panels of C columns (PANELS, see ``_BLOCK_SHAPES``): the panel of
     columns p0 … p0 + width − 1 starts p0 × rows entries into the layer's Δ.
+    (The parallel entry point summed rows in a second parallel loop from 2^17 block-Δ entries
+    on. Serial instead, two threads, paired medians: wide 1.02× the time in both dtypes, mnist
+    1.01-1.02×, ex4 1.01×; that second loop took 3.7-4.2 s of the float64 parallel entry point's
+    cold compile, 12.7-12.8 s against 8.6-9.1 s, and the bench's start-up probe had measured
+    29.1-30.8 s per float64 cold compile against the 30 s target. Adding each block's rows
+    along j, vectorized, in the same order: 1.02-1.05× slower.)
     """
     n_blocks = padded_deltas.shape[0]
     _, _, _, C, _, _, PANELS = _shapes(padded_deltas)
-    row = 0
     start = 0
     for l in range(sizes.shape[0] - 1):
         n_in = sizes[l] + 1
         rows, cols = layout[l, 0], layout[l, 1]
         panel_width = C if PANELS else cols
         for r in range(sizes[l + 1]):
-            if row_start <= row < row_stop:
-                target = start + r * n_in
-                for p0 in range(0, n_in, panel_width):
-                    width = min(panel_width, cols - p0)
-                    source = offsets[l] + p0 * rows + r * width - p0
-                    for j in range(p0, min(p0 + panel_width, n_in)):
-                        s = padded_deltas[0, source + j]
-                        for b in range(1, n_blocks):
-                            s += padded_deltas[b, source + j]
-                        grad[target + j] = s
-            row += 1
+            target = start + r * n_in
+            for p0 in range(0, n_in, panel_width):
+                width = min(panel_width, cols - p0)
+                source = offsets[l] + p0 * rows + r * width - p0
+                for j in range(p0, min(p0 + panel_width, n_in)):
+                    s = padded_deltas[0, source + j]
+                    for b in range(1, n_blocks):
+                        s += padded_deltas[b, source + j]
+                    grad[target + j] = s
         start += sizes[l + 1] * n_in
 
 
@@ -766,12 +767,12 @@ def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
             b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Deltas, proba
         )
     if grad.shape[0]:
-        _unpad_sum(Deltas, offsets, sizes, layout, grad, 0, sizes[1:].sum())
+        _unpad_sum(Deltas, offsets, sizes, layout, grad)
     return cost
 
 
 def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
-    """As ``_tiled_sums``, with the blocks and then the rows of the block sum run in parallel."""
+    """As ``_tiled_sums``, with the blocks run in parallel (then summed as there)."""
     padded, offsets, finite = _pad_weights(theta, sizes, layout)
     if not finite:
         return np.nan
@@ -781,15 +782,8 @@ def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_bloc
         costs[b] = _tiled_block(  # b as int64: one compiled signature for both entry points
             np.int64(b), n_blocks, padded, offsets, sizes, layout, X, labels, Y, Deltas, proba
         )
-    n_rows = sizes[1:].sum()
-    if grad.shape[0] and Deltas.size < PARALLEL_SUM_ENTRIES:  # a second launch costs more
-        _unpad_sum(Deltas, offsets, sizes, layout, grad, 0, n_rows)
-    elif grad.shape[0]:
-        n_chunks = min(n_rows, 64)
-        for c in prange(n_chunks):
-            row_start = c * n_rows // n_chunks
-            row_stop = (c + 1) * n_rows // n_chunks
-            _unpad_sum(Deltas, offsets, sizes, layout, grad, row_start, row_stop)
+    if grad.shape[0]:
+        _unpad_sum(Deltas, offsets, sizes, layout, grad)
     cost = 0.0
     for b in range(n_blocks):
         cost += costs[b]
@@ -951,10 +945,11 @@ def _slp_vectorization():
 def _parallel_options(parallel: bool) -> bool | dict[str, bool]:
     """numba's ``parallel`` option: the explicit ``prange`` loops only, or False.
 
-    With plain ``parallel=True`` numba also turns array expressions into parallel loops: the
-    ``np.zeros`` of the block Δ copies and costs and the ``sizes[1:].sum()`` became three more
-    gufuncs, each compiled and optimized by LLVM on its own (about 4 s of the parallel entry
-    point's cold compile), for loops far too short to run in parallel.
+    With plain ``parallel=True`` numba also turns array expressions into parallel loops: in an
+    earlier version of the parallel entry point, the ``np.zeros`` of the block Δ copies and costs
+    and a ``sizes[1:].sum()`` became three more gufuncs, each compiled and optimized by LLVM on
+    its own (about 4 s of that entry point's cold compile), for loops far too short to run in
+    parallel.
     """
     if not parallel:
         return False
