@@ -493,10 +493,10 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
     (0, K): the targets (labels when given); with both empty no cost is computed. Deltas:
     (n_blocks, padded size), each row a padded Δ with the layers, offsets and padding of
     ``padded`` (stored by panels where PANELS says so, see ``_BLOCK_SHAPES``), or (n_blocks, 0)
-    for no gradient. proba: (m, K) or (0, K), h_Θ(x) written when it has m rows (only when no targets
-    are given). Both entry points call this function directly, with an int64 b: each level of
-    calls and each signature costs numba a compile and LLVM a re-optimization of everything
-    below it (a wrapper between them cost 1-3 s of every cold compile).
+    for no gradient. proba: (m, K) or (0, K), h_Θ(x) written when it has m rows (only when no
+    targets are given). Both entry points call this function directly, with an int64 b: each
+    level of calls and each signature costs numba a compile and LLVM a re-optimization of
+    everything below it (a wrapper between them cost 1-3 s of every cold compile).
     """
     m = X.shape[0]
     n_tiles = (m + TILE - 1) // TILE
