@@ -71,7 +71,9 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 #                                           float32 6×16 = 65.2 (2×16: 51.3, 4×16: 60.1).
 # Re-measured in place, whole kernel, one thread, same process: a float32 6×16 product block
 # (84 vs 71-77 GFLOP/s for 2×32 in an isolated product loop) was 1.0-1.08× slower end to end
-# (ex4 1.08, deep 1.03, wide 1.03, mnist and digits 1.01), so 2×32 stays.
+# (ex4 1.08, deep 1.03, wide 1.03, mnist and digits 1.01), so 2×32 stays. Again with the tile
+# in two example panels of 16 (see ``_tiled_block``), paired medians: 6×16 mnist and wide 1.0×,
+# ex4 1.05×, deep 1.10×, digits 1.13×; 4×16 mnist, deep 1.07-1.08×.
 # The last column panel of a float64 Δ may be 8 wide (columns padded to 8, not 16): one thread,
 # same process, same bits, three runs: digits 0.93-0.98×, deep 0.95-0.96×, ex4 0.87-1.0× the
 # time (digits' Θ^(1) has 65 columns: 72 instead of 80). In float32 it made no difference
@@ -320,7 +322,7 @@ def _sigmoid_overload(z):
 # Register-blocked micro-kernels (shapes from _BLOCK_SHAPES, chosen by dtype at compile time)
 
 
-def _product_block(W, transposed, i0, B, n_k, out, t0, RB):  # pragma: no cover - overload below
+def _product_block(W, transposed, i0, B, n_k, out, RB):  # pragma: no cover - overload below
     raise NotImplementedError
 
 
@@ -329,14 +331,14 @@ def _product_block(W, transposed, i0, B, n_k, out, t0, RB):  # pragma: no cover 
     jit_options={"error_model": "numpy", "fastmath": {"contract"}},
     prefer_literal=True,
 )
-def _product_block_overload(W, transposed, i0, B, n_k, out, t0, RB):
+def _product_block_overload(W, transposed, i0, B, n_k, out, RB):
     """One register block of RB units × TB examples of a layer product (RB a literal: R, or RP
     for the last rows).
 
-    out[i, t0 + t] = Σ_{k<n_k} w(i, k) B[k, t0 + t], with w(i, k) = W[i0 + i, k], or W[k, i0 + i]
-    when ``transposed`` (a literal: the δ product runs through Θᵀ). W: padded weights (rows,
-    cols). B: unit-major activations or δ (units, TILE). out: unit-major (≥ RB rows, TILE), its
-    row 0 is unit i0. Every weight is loaded once and serves TB examples; the block stays in
+    out[i, t] = Σ_{k<n_k} w(i, k) B[k, t], with w(i, k) = W[i0 + i, k], or W[k, i0 + i] when
+    ``transposed`` (a literal: the δ product runs through Θᵀ). W: padded weights (rows, cols).
+    B: one example panel of the activations or δ, unit-major (units, TB). out: the same panel
+    of the layer's result (≥ RB rows, TB), its row 0 is unit i0. Every weight is loaded once and serves TB examples; the block stays in
     registers. The nonlinearity is a separate pass (``_sigmoid_rows``, ``_times_slope``): fused
     here, it made LLVM spill 4 of the 12 float64 accumulators in the k loop (float64 one thread:
     deep 1.2×, mnist 1.16×, ex4 1.09× slower). Splitting the k loop into chunks whose rows of B
@@ -352,19 +354,19 @@ def _product_block_overload(W, transposed, i0, B, n_k, out, t0, RB):
     block = R * TB
     F = numba.np.numpy_support.as_dtype(W.dtype).type
 
-    def impl(W, transposed, i0, B, n_k, out, t0, RB):
+    def impl(W, transposed, i0, B, n_k, out, RB):
         s = numba.carray(_stack_empty(block, W.dtype), (R, TB))
         for i in range(R):
             for t in range(TB):
                 s[i, t] = F(0.0)
         for k in range(n_k):
-            b = B[k, t0 : t0 + TB]
+            b = B[k]
             for i in range(R):
                 w = W[k, i0 + i] if by_column else W[i0 + i, k]
                 for t in range(TB):
                     s[i, t] += w * b[t]
         for i in range(R):
-            target = out[i, t0 : t0 + TB]
+            target = out[i]
             for t in range(TB):
                 target[t] = s[i, t]
 
@@ -405,7 +407,7 @@ def _delta_update_overload(D, r0, d0, delta, AT, c0, RD, CD):
     block.
 
     D: padded Δ of one layer (rows, cols), or its panel of columns c0, c0 + 1, … (rows, CD,
-    d0 = 0), written. delta: (rows, TILE). AT: example-major activations [1; a] of the layer
+    d0 = 0), written. delta: by example panels (TILE / TB, rows, TB). AT: example-major activations [1; a] of the layer
     below (TILE, ≥ cols). RD, CD: the block's rows and columns, literals. Each example's δ
     column meets that example's own activations: Δ += δ [1; a]ᵀ, summed over the tile in
     example order.
@@ -415,18 +417,21 @@ def _delta_update_overload(D, r0, d0, delta, AT, c0, RD, CD):
     n_rows, n_cols = RD.literal_value, CD.literal_value
     block = n_rows * n_cols
     F = numba.np.numpy_support.as_dtype(D.dtype).type
+    TB = _BLOCK_SHAPES[np.dtype(str(D.dtype))][1]
+    n_panels = TILE // TB
 
     def impl(D, r0, d0, delta, AT, c0, RD, CD):
         a = numba.carray(_stack_empty(block, D.dtype), (n_rows, n_cols))
         for i in range(n_rows):
             for c in range(n_cols):
                 a[i, c] = F(0.0)
-        for t in range(TILE):
-            x = AT[t, c0 : c0 + n_cols]
-            for i in range(n_rows):
-                d = delta[r0 + i, t]
-                for c in range(n_cols):
-                    a[i, c] += d * x[c]
+        for p in range(n_panels):
+            for t in range(TB):
+                x = AT[p * TB + t, c0 : c0 + n_cols]
+                for i in range(n_rows):
+                    d = delta[p, r0 + i, t]
+                    for c in range(n_cols):
+                        a[i, c] += d * x[c]
         for i in range(n_rows):
             row = D[r0 + i, d0 : d0 + n_cols]
             for c in range(n_cols):
@@ -519,10 +524,16 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
     has_targets = use_labels or Y.shape[0] > 0
     write_proba = proba.shape[0] > 0
 
-    # Per-tile scratch, allocated once per block. Activations [1; a^(l)] unit-major (units ×
-    # examples) for the products, and example-major (examples × units, ``_example_major``) for
-    # the Δ update: the input's in xrows, the hidden layers' in actT. Row 0 / column 0 is the
-    # bias unit; padding units stay finite.
+    # Per-tile scratch, allocated once per block. Activations [1; a^(l)] unit-major for the
+    # products, and example-major (examples × units, ``_example_major``) for the Δ update: the
+    # input's in xrows, the hidden layers' in actT. Row 0 / column 0 is the bias unit; padding
+    # units stay finite. The unit-major buffers (act, z_out and the δ pair) hold the tile by
+    # example panels, (panel, units, TB): a product block's TB examples of each unit are one
+    # contiguous row, and its pass over the units one contiguous stretch (with rows of all
+    # TILE examples it read every other 128-byte piece of a 256-byte row). float64, where TB
+    # is half the tile, one thread, same process, same bits, paired medians over 15 calls: mnist
+    # 0.87×, wide 0.86×, deep 0.91×, ex4 0.90×, digits 0.96× the time (an isolated 3 × 16
+    # product over 785 inputs: 41-46 against 30-31 GFLOP/s). float32's TB is the whole tile.
     most_rows = 0  # of any Θ^(l): the δ buffers hold that many units
     hidden_cols = C  # of any Θ^(l) with l ≥ 1: actT holds that many columns
     rows_total = 0
@@ -534,14 +545,15 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
     act_offsets = np.zeros(n_layers + 1, np.int64)
     for l in range(n_layers):
         act_offsets[l + 1] = act_offsets[l] + layout[l, 1]
-    act = np.zeros((rows_total, TILE), padded.dtype)
+    P = TILE // TB  # example panels: panel p holds the tile's examples p TB … p TB + TB − 1
+    act = np.zeros((P, rows_total, TB), padded.dtype)
     for l in range(n_layers):
-        act[act_offsets[l], :] = one
+        act[:, act_offsets[l], :] = one
     xrows = _example_major(layout[0, 1], padded, C)  # the tile's [1; x]
     actT = _example_major(hidden_cols, padded, C)  # [1; a^(l)] of one hidden layer at a time
-    z_out = np.zeros((layout[n_layers - 1, 0], TILE), padded.dtype)
-    delta = np.zeros((most_rows, TILE), padded.dtype)
-    delta_below = np.zeros((most_rows, TILE), padded.dtype)
+    z_out = np.zeros((P, layout[n_layers - 1, 0], TB), padded.dtype)
+    delta = np.zeros((P, most_rows, TB), padded.dtype)
+    delta_below = np.zeros((P, most_rows, TB), padded.dtype)
     label = np.zeros(TILE, np.int64)
     valid = np.zeros(TILE, padded.dtype)
     linear = np.zeros(TILE, padded.dtype)
@@ -574,28 +586,32 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
                 for j in range(sizes[0]):
                     x_t[j] = zero
         for j in range(sizes[0]):
-            a_j = act[1 + j]
-            for t in range(TILE):
-                a_j[t] = xrows[t, 1 + j]
+            for p in range(P):
+                a_j = act[p, 1 + j]
+                for t in range(TB):
+                    a_j[t] = xrows[p * TB + t, 1 + j]
 
         # Forward: z^(l+1) = Θ^(l) [1; a^(l)], a^(l+1) = g(z^(l+1)), R units × TB examples at once,
         # then float64's last rows RP at a time (RP != R is a compile-time test).
         for l in range(n_layers):
             W = padded[offsets[l] : offsets[l + 1]].reshape((layout[l, 0], layout[l, 1]))
-            below = act[act_offsets[l] : act_offsets[l + 1]]
             last = l == n_layers - 1
-            above = z_out if last else act[act_offsets[l + 1] + 1 : act_offsets[l + 2]]
             n_k = sizes[l] + 1
+            lo = act_offsets[l]  # [1; a^(l)] is act[p, lo : lo + n_k], a^(l+1) starts at hi
+            hi = act_offsets[l + 1] + 1
             whole = layout[l, 0] - layout[l, 0] % R
             for r0 in range(0, whole, R):
-                for t0 in range(0, TILE, TB):
-                    _product_block(W, False, r0, below, n_k, above[r0:], t0, R)
+                for p in range(P):
+                    out = z_out[p, r0:] if last else act[p, hi + r0 :]
+                    _product_block(W, False, r0, act[p, lo : lo + n_k], n_k, out, R)
             if RP != R:
                 for r0 in range(whole, layout[l, 0], RP):
-                    for t0 in range(0, TILE, TB):
-                        _product_block(W, False, r0, below, n_k, above[r0:], t0, RP)
+                    for p in range(P):
+                        out = z_out[p, r0:] if last else act[p, hi + r0 :]
+                        _product_block(W, False, r0, act[p, lo : lo + n_k], n_k, out, RP)
             if not last:
-                _sigmoid_rows(above[: sizes[l + 1]])
+                for p in range(P):
+                    _sigmoid_rows(act[p, hi : hi + sizes[l + 1]])
 
         # Output layer, unit by unit across the tile's examples (vectorized). With
         # e = exp(−|z|): softplus(z) − y z = max(z, 0) − y z + log(1 + e), a = g(z) = 1/(1 + e)
@@ -612,8 +628,6 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             q[t] = zero
             logs[t] = 0.0
         for k in range(K):
-            z_k = z_out[k]
-            d_k = delta[k]
             # The targets y of unit k first, in loops of their own: with the choice of target
             # inside it, the loop below ran slower (one thread, same bits: digits 1.06× in float64,
             # 1.1× in float32; ex4 1.02-1.06×).
@@ -626,17 +640,20 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             elif has_targets:
                 for t in range(TILE):
                     y_k[t] = Y[min(row0 + t, m - 1), k]
-            for t in range(TILE):
-                z = z_k[t]
-                e = _exp(-min(abs(z), cap))
-                a = (F(z >= zero) + F(z < zero) * e * F(z >= -cap)) / (one + e)
-                y = y_k[t]
-                linear[t] += max(z, zero) - y * z
-                q[t] += e + q[t] * e
-                d_k[t] = (a - y) * valid[t]
+            for p in range(P):
+                z_k = z_out[p, k]
+                d_k = delta[p, k]
+                for t in range(TB):
+                    z = z_k[t]
+                    e = _exp(-min(abs(z), cap))
+                    a = (F(z >= zero) + F(z < zero) * e * F(z >= -cap)) / (one + e)
+                    y = y_k[p * TB + t]
+                    linear[p * TB + t] += max(z, zero) - y * z
+                    q[p * TB + t] += e + q[p * TB + t] * e
+                    d_k[t] = (a - y) * valid[p * TB + t]
             if write_proba:  # no targets: y = 0, so δ holds a
                 for t in range(n):
-                    proba[row0 + t, k] = d_k[t]
+                    proba[row0 + t, k] = delta[t // TB, k, t % TB]
             if k % 64 == 63:
                 for t in range(TILE):
                     logs[t] += _log1p(q[t])
@@ -649,18 +666,20 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
         if not want_grad:
             continue
         for k in range(K, layout[n_layers - 1, 0]):
-            delta[k, :] = zero
+            for p in range(P):
+                delta[p, k, :] = zero
 
         # Backward, layer by layer: Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ, then δ^(l) for hidden layers.
         for l in range(n_layers - 1, -1, -1):
             rows, cols = layout[l, 0], layout[l, 1]
-            below = act[act_offsets[l] : act_offsets[l + 1]]
             AT = xrows
             if l > 0:  # example-major copy of [1; a^(l)]
                 AT = actT
-                for j in range(1, cols):
-                    for t in range(TILE):
-                        actT[t, j] = below[j, t]
+                for p in range(P):
+                    below = act[p, act_offsets[l] : act_offsets[l + 1]]
+                    for j in range(1, cols):
+                        for t in range(TB):
+                            actT[p * TB + t, j] = below[j, t]
             # Column panels outermost: the panel's TILE × C activations stay in L1 while every row
             # block of Δ passes (rows outermost re-read all of actT from L2 for each row block:
             # float64 mnist and wide 1.08–1.1× slower, single thread). Panels of C columns, then
@@ -703,13 +722,15 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             n_k = sizes[l + 1]
             whole = layout[l - 1, 0] - layout[l - 1, 0] % R
             for j0 in range(0, whole, R):
-                for t0 in range(0, TILE, TB):
-                    _product_block(W, True, 1 + j0, delta, n_k, delta_below[j0:], t0, R)
+                for p in range(P):
+                    _product_block(W, True, 1 + j0, delta[p], n_k, delta_below[p, j0:], R)
             if RP != R:
                 for j0 in range(whole, layout[l - 1, 0], RP):
-                    for t0 in range(0, TILE, TB):
-                        _product_block(W, True, 1 + j0, delta, n_k, delta_below[j0:], t0, RP)
-            _times_slope(delta_below[: sizes[l]], below[1 : 1 + sizes[l]])
+                    for p in range(P):
+                        _product_block(W, True, 1 + j0, delta[p], n_k, delta_below[p, j0:], RP)
+            for p in range(P):
+                a_l = act[p, act_offsets[l] + 1 : act_offsets[l] + 1 + sizes[l]]
+                _times_slope(delta_below[p, : sizes[l]], a_l)
             delta, delta_below = delta_below, delta
     return cost
 
