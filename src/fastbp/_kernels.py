@@ -619,7 +619,10 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
 
         # Output layer, unit by unit across the tile's examples (vectorized). With
         # e = exp(−|z|): softplus(z) − y z = max(z, 0) − y z + log(1 + e), a = g(z) = 1/(1 + e)
-        # for z ≥ 0 and e/(1 + e) below. The logs are taken once per example, of
+        # for z ≥ 0 and e/(1 + e) below. δ = a − y over that same denominator: with s = [z ≥ 0],
+        # a − y = ((s − y) + (1 − s) e − y e) / (1 + e), so y = 1 gives −e / (1 + e). Subtracting
+        # y from a rounded a lost a saturated output's digits: in float32, a = 1 − 5.4e-4 is known
+        # to 6e-8, 1.1e-4 of a − y (a hypothesis example, against DESIGN.md's 1e-4). The logs are taken once per example, of
         # q = Π_k (1 + e_k) − 1, kept small-value-exact by q ← q + e + q e, folded every 64 units
         # so that Π stays below 2^64 (float32 overflows from 128 units). One exp per unit and one
         # log1p per example instead of an exp, a log1p and a sigmoid per unit: ex4 1.15× (f64).
@@ -650,11 +653,13 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
                 for t in range(TB):
                     z = z_k[t]
                     e = _exp(-min(abs(z), cap))
-                    a = (F(z >= zero) + F(z < zero) * e * F(z >= -cap)) / (one + e)
                     y = y_k[p * TB + t]
                     linear[p * TB + t] += max(z, zero) - y * z
                     q[p * TB + t] += e + q[p * TB + t] * e
-                    d_k[t] = (a - y) * valid[p * TB + t]
+                    s = F(z >= zero)
+                    e_a = e * F(abs(z) <= cap)  # beyond ±cap, a is exactly 0 or 1
+                    d = ((s - y) + (one - s) * e_a - y * e_a) / (one + e_a)
+                    d_k[t] = d * valid[p * TB + t]
             if write_proba:  # no targets: y = 0, so δ holds a
                 for t in range(n):
                     proba[row0 + t, k] = delta[t // TB, k, t % TB]
@@ -888,8 +893,11 @@ def _literal_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
                 y = F(labels[i]) if K == 1 else (one if labels[i] == k else zero)
             else:
                 y = Y[i, k]
-            cost += max(z_L[k], zero) + np.log1p(np.exp(-abs(z_L[k]))) - y * z_L[k]
-            delta[a_off[n_layers] + k] = a[a_off[n_layers] + k] - y
+            e = np.exp(-abs(z_L[k]))
+            cost += (max(z_L[k], zero) - y * z_L[k]) + np.log1p(e)  # the small term last
+            # δ^(L) = a^(L) − y over a's denominator, as in _tiled_block: no cancellation
+            s = one if z_L[k] >= zero else zero
+            delta[a_off[n_layers] + k] = ((s - y) + (one - s) * e - y * e) / (one + e)
         if not want_grad:
             continue
         for l in range(n_layers - 1, -1, -1):
