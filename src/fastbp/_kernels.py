@@ -46,9 +46,12 @@ from numba.extending import intrinsic, overload
 # 32 (one thread, same process): 64 slower, also with the products run in strips of 32 examples
 # (wide f32 1.28×, mnist f64 1.23×, ex4 f32 1.14×): a tile's buffers outgrow the 512 KiB L2. With
 # two threads 64 lost as well: wide 1.21× (both dtypes), mnist 1.10× (f32) and 1.13× (f64), deep
-# f32 1.19× (paired medians). 16
-# for float64 when they exceed it (wide, mnist): wide 0.95×, mnist 0.96×, but the tile size then
-# varies at run time and deep, ex4 and digits ran 1.03-1.06× slower, so 32 for all.
+# f32 1.19× (paired medians). Again after the tile moved to example panels (see _tiled_block):
+# one thread wide 1.07× (f64) and 0.96× (f32), mnist 1.03× (f64) and 0.94× (f32), deep and ex4
+# 1.0-1.03×; two threads wide 1.11× (f64) and 1.03× (f32), mnist 1.05× (f64) and 0.98× (f32),
+# ex4 f32 0.97×: 32 stays. 16 for float64 when they exceed it (wide, mnist): wide 0.95×, mnist
+# 0.96×, but the tile size then varies at run time and deep, ex4 and digits ran 1.03-1.06×
+# slower, so 32 for all.
 TILE = 32
 MIN_BLOCK_EXAMPLES = 128  # a parallel block holds at least this many examples
 MAX_BLOCKS = 16
@@ -89,8 +92,11 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 # calls): two threads wide 0.89× and 0.93× the time, mnist 0.97-1.01×, deep 1.0×, ex4 1.0×; one
 # thread mnist 0.97×, wide 0.975×, ex4 0.99×. In float32 it was slower: one thread mnist, ex4,
 # digits 1.02-1.03×, two threads mnist 1.03×, wide 1.02×; with 32-column (128-byte) panels
-# 1.03-1.06×. The δ products, which read Θ by columns, take 17-20% of deep's and wide's time for
-# 17-24% of their multiply-adds, so Θ keeps one layout.
+# 1.03-1.06×; again after the example panels, wide 1.09× (one thread) and 1.03× (two), mnist
+# 1.0×. The δ products, which read Θ by columns, take 17-20% of deep's and wide's time for
+# 17-24% of their multiply-adds, so Θ keeps one layout: a transposed copy of the hidden layers'
+# Θ, built per call so that the δ products read rows, ran in the same time (one thread, same
+# bits: wide 0.998× f32 and 0.994× f64, deep, mnist, ex4 0.99-1.03×).
 _BLOCK_SHAPES = {
     np.dtype(np.float64): (3, 16, 3, 16, 8, 1, 1),
     np.dtype(np.float32): (2, 32, 6, 16, 16, 2, 0),
@@ -338,13 +344,16 @@ def _product_block_overload(W, transposed, i0, B, n_k, out, RB):
     out[i, t] = Σ_{k<n_k} w(i, k) B[k, t], with w(i, k) = W[i0 + i, k], or W[k, i0 + i] when
     ``transposed`` (a literal: the δ product runs through Θᵀ). W: padded weights (rows, cols).
     B: one example panel of the activations or δ, unit-major (units, TB). out: the same panel
-    of the layer's result (≥ RB rows, TB), its row 0 is unit i0. Every weight is loaded once
-    and serves TB examples; the block stays in registers. The nonlinearity is a separate pass (``_sigmoid_rows``, ``_times_slope``): fused
-    here, it made LLVM spill 4 of the 12 float64 accumulators in the k loop (float64 one thread:
-    deep 1.2×, mnist 1.16×, ex4 1.09× slower). Splitting the k loop into chunks whose rows of B
-    fit in L1 (16 KiB) was measured too, without spills: no faster (1.0–1.18× slower, wide
-    float64 worst; again with blocks that always accumulate into ``out``, chunks of 64: ex4 and
-    mnist float64 1.06× slower, although an isolated product loop gained 1.1-1.15× from it).
+    of the layer's result (≥ RB rows, TB), its row 0 is unit i0. Every weight is loaded once and
+    serves TB examples; the block stays in registers. The nonlinearity is a separate pass
+    (``_sigmoid_rows``, ``_times_slope``): fused here, it made LLVM spill 4 of the 12 float64
+    accumulators in the k loop (float64 one thread: deep 1.2×, mnist 1.16×, ex4 1.09× slower).
+    Splitting the k loop into chunks whose rows of B fit in L1 (16 KiB) was measured too, without
+    spills: no faster (1.0–1.18× slower, wide float64 worst; again with blocks that always
+    accumulate into ``out``, chunks of 64: ex4 and mnist float64 1.06× slower, although an isolated
+    product loop gained 1.1-1.15× from it).
+    The loops over row blocks and example panels stay with the caller: moved in here, as the Δ
+    update's are, the time did not change (one thread, same bits: 0.95-1.03×, paired medians).
     """
     if not (isinstance(transposed, types.BooleanLiteral) and isinstance(RB, types.IntegerLiteral)):
         return None
@@ -617,17 +626,18 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
                 for p in range(P):
                     _sigmoid_rows(act[p, hi : hi + sizes[l + 1]])
 
-        # Output layer, unit by unit across the tile's examples (vectorized). With
-        # e = exp(−|z|): softplus(z) − y z = max(z, 0) − y z + log(1 + e), a = g(z) = 1/(1 + e)
-        # for z ≥ 0 and e/(1 + e) below. δ = a − y over that same denominator: with s = [z ≥ 0],
-        # a − y = ((s − y) + (1 − s) e − y e) / (1 + e), so y = 1 gives −e / (1 + e). Subtracting
-        # y from a rounded a lost a saturated output's digits: in float32, a = 1 − 5.4e-4 is known
-        # to 6e-8, 1.1e-4 of a − y (a hypothesis example, against DESIGN.md's 1e-4). The logs are taken once per example, of
-        # q = Π_k (1 + e_k) − 1, kept small-value-exact by q ← q + e + q e, folded every 64 units
-        # so that Π stays below 2^64 (float32 overflows from 128 units). One exp per unit and one
-        # log1p per example instead of an exp, a log1p and a sigmoid per unit: ex4 1.15× (f64).
-        # That log1p is ``_log1p``, in a loop of its own: libm's, called in the cost's sum, was
-        # scalar (one thread, same process, same gradient: digits 1.0-1.03× faster, ex4 1.0-1.08×).
+        # Output layer, unit by unit across the tile's examples (vectorized). With e = exp(−|z|):
+        # softplus(z) − y z = max(z, 0) − y z + log(1 + e), and a = g(z) = 1/(1 + e) for z ≥ 0,
+        # e/(1 + e) below. δ = a − y over that same denominator: with s = [z ≥ 0],
+        # a − y = ((s − y) + (1 − s) e − y e) / (1 + e), so y = 1 gives −e / (1 + e).
+        # Subtracting y from a rounded a lost a saturated output's digits: in float32,
+        # a = 1 − 5.4e-4 is known to 6e-8, 1.1e-4 of a − y (a hypothesis example, against
+        # DESIGN.md's 1e-4). The logs are taken once per example, of q = Π_k (1 + e_k) − 1, kept
+        # small-value-exact by q ← q + e + q e, folded every 64 units so that Π stays below 2^64
+        # (float32 overflows from 128 units). One exp per unit and one log1p per example instead
+        # of an exp, a log1p and a sigmoid per unit: ex4 1.15× (f64). That log1p is ``_log1p``,
+        # in a loop of its own: libm's, called in the cost's sum, was scalar (one thread, same
+        # process, same gradient: digits 1.0-1.03× faster, ex4 1.0-1.08×).
         for t in range(TILE):
             label[t] = labels[min(row0 + t, m - 1)] if use_labels else 0
             valid[t] = one if t < n else zero
