@@ -420,9 +420,9 @@ def _delta_update_overload(D, r0, r1, d0, delta, AT, c0, RD, CD):
     activations [1; a] of the layer below (TILE, ≥ cols). RD, CD: a block's rows and columns,
     literals; r1 − r0 is a multiple of RD. Each example's δ column meets that example's own
     activations: Δ += δ [1; a]ᵀ, summed over the tile in example order. The loop over the row
-    blocks is in here, not in the caller: one call per block cost float64, one thread, paired
-    medians over 11-21 calls, wide 0.94-0.95×, deep 0.95×, ex4 0.95-0.96× (same bits; float32
-    within noise).
+    blocks is in here, not in the caller: against one call per block, float64, one thread,
+    paired medians over 11-21 calls, wide 0.94-0.95× the time, deep 0.95×, ex4 0.95-0.96×
+    (same bits; float32 within noise).
     """
     if not (isinstance(RD, types.IntegerLiteral) and isinstance(CD, types.IntegerLiteral)):
         return None
