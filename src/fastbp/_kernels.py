@@ -9,6 +9,9 @@ row-major with shape ``(s_{l+1}, s_l + 1)``. For every example i (DESIGN.md, "Gr
     Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ
     cost  += Σ_k softplus(z_k^(L)) − y_k z_k^(L)
 
+then J = cost/m + (λ/2m) Σ Θ² and D = Δ/m + (λ/m) Θ over non-bias weights (``normalize``, the
+last step of every entry point; m = 1, λ = 0 leave the sums as they are).
+
 Two implementations of that loop live here:
 
 * ``_literal_sums``: one example at a time, line by line the loop above. The readable reference
@@ -787,9 +790,10 @@ def _unpad_sum(padded_deltas, offsets, sizes, layout, grad):
         start += sizes[l + 1] * n_in
 
 
-def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
-    """Σ_i cost_i returned, Σ_i Δ_i written to grad (when it has length P), block by block;
-    NaN returned, nothing computed, when θ has a NaN or inf.
+def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, lam):
+    """J = Σ_i cost_i / m + penalty returned, grad = Σ_i Δ_i / m + (λ/m) Θ written (when it has
+    length P; see :func:`normalize`), the sums taken block by block; NaN returned, nothing
+    computed, when θ has a NaN or inf. With m = 1 and λ = 0: the sums themselves, exactly.
 
     The serial twin of ``_tiled_sums_parallel``: the same ``n_blocks`` blocks, each with its own
     Δ, added in block order, so the two give bitwise the same result. Used for a single block
@@ -807,10 +811,10 @@ def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
         )
     if grad.shape[0]:
         _unpad_sum(Deltas, offsets, sizes, layout, grad)
-    return cost
+    return cost / m + normalize(theta, sizes, grad, m, lam, grad)
 
 
-def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
+def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, lam):
     """As ``_tiled_sums``, with the blocks run in parallel (then summed as there)."""
     padded, offsets, finite = _pad_weights(theta, sizes, layout)
     if not finite:
@@ -826,25 +830,35 @@ def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_bloc
     cost = 0.0
     for b in range(n_blocks):
         cost += costs[b]
-    return cost
+    return cost / m + normalize(theta, sizes, grad, m, lam, grad)
 
 
 @numba.njit(**_OPTIONS)
-def normalize(theta, non_bias, Delta, m, lam, grad):
+def normalize(theta, sizes, Delta, m, lam, grad):
     """DESIGN.md's last step, in one pass: grad = Δ/m + (λ/m) Θ on non-bias weights (column 0
     of every Θ^(l) is not regularized); returns the penalty (λ/2m) Σ_{j≥1} Θ², in float64.
 
-    theta: (P,) in the compute dtype. non_bias: (P,) float64, 1 at non-bias weights, else 0.
-    Delta: (P,) sums over the m examples (any float dtype), or (0,) for no gradient. grad: (P,)
-    or (0,), written, in θ's dtype.
+    theta: (P,) in the compute dtype. Delta: (P,) sums over the m examples (any float dtype), or
+    (0,) for no gradient; it may be grad itself. grad: (P,) or (0,), written, in θ's dtype.
+    Computed in float64. With m = 1 and λ = 0, grad = Δ and the penalty is 0, exactly: the
+    kernels end with this step, and give their plain sums that way.
     """
-    penalty = 0.0
-    for p in range(theta.shape[0]):
-        w = theta[p] * non_bias[p]
-        penalty += w * w
+    want_grad = grad.shape[0] > 0
     F = grad.dtype.type
-    for p in range(grad.shape[0]):
-        grad[p] = F(Delta[p] / m + lam / m * (theta[p] * non_bias[p]))
+    scale = lam / m
+    penalty = 0.0
+    row = 0
+    for l in range(sizes.shape[0] - 1):
+        n_in = sizes[l] + 1
+        for _ in range(sizes[l + 1]):
+            if want_grad:
+                grad[row] = F(Delta[row] / m)  # the bias weight
+            for p in range(row + 1, row + n_in):
+                w = np.float64(theta[p])
+                penalty += w * w
+                if want_grad:
+                    grad[p] = F(Delta[p] / m + scale * w)
+            row += n_in
     return lam / (2 * m) * penalty
 
 
@@ -852,7 +866,7 @@ def normalize(theta, non_bias, Delta, m, lam, grad):
 # The literal kernel
 
 
-def _literal_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
+def _literal_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, lam):
     """The seed's loop, one example at a time, exactly as DESIGN.md writes it (serial).
 
     Same arguments and results as ``_tiled_sums`` (``layout`` and ``n_blocks`` unused: one pass
@@ -930,7 +944,8 @@ def _literal_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks):
                         s += theta[w_off[l] + r * n_in + 1 + j] * delta[a_off[l + 1] + r]
                     a_j = a[a_off[l] + j]
                     delta[a_off[l] + j] = s * a_j * (one - a_j)
-    return cost
+    # 5. J = cost / m + (λ/2m) Σ Θ², D = Δ/m + (λ/m) Θ, over non-bias weights
+    return cost / m + normalize(theta, sizes, grad, m, lam, grad)
 
 
 # --------------------------------------------------------------------------------------------
@@ -947,14 +962,14 @@ _compile_lock = threading.Lock()
 
 
 def _signature(dtype: np.dtype) -> Any:
-    """(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks) -> Σ cost, for one dtype."""
+    """(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, lam) -> J, for one dtype."""
     F = numba.from_dtype(dtype)
     readonly_1d = types.Array(F, 1, "C", readonly=True)
     readonly_2d = types.Array(F, 2, "C", readonly=True)
     ints = types.Array(types.int64, 1, "C", readonly=True)
     ints_2d = types.Array(types.int64, 2, "C", readonly=True)
     args = [readonly_1d, ints, ints_2d, readonly_2d, ints, readonly_2d, F[::1], F[:, ::1]]
-    return types.float64(*args, types.int64)
+    return types.float64(*args, types.int64, types.float64, types.float64)
 
 
 def slp_available() -> bool:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels, _threading
-from ._layout import n_params, unpack, validate_layer_sizes
+from ._layout import n_params, validate_layer_sizes
 
 __all__ = [
     "Objective",
@@ -343,11 +343,19 @@ def _sizes(layer_sizes: tuple[int, ...]) -> np.ndarray:
 
 
 def _run_kernel(
-    theta: np.ndarray, data: _Data, Delta: np.ndarray, proba: np.ndarray, kernel: str = "auto"
+    theta: np.ndarray,
+    data: _Data,
+    grad: np.ndarray,
+    proba: np.ndarray,
+    kernel: str = "auto",
+    m: float = 1.0,
+    lam: float = 0.0,
 ) -> float:
     """Call the compiled kernels: parallel over blocks where that is allowed.
 
-    The serial tiled kernel runs the same blocks, so that choice never changes the result.
+    Returns J = Σ cost / m + penalty and writes grad = Σ Δ / m + (λ/m) Θ (non-bias weights);
+    the defaults m = 1, λ = 0 give the plain sums over ``data``, exactly. The serial tiled
+    kernel runs the same blocks, so that choice never changes the result.
     ``kernel="literal"`` runs the seed's one-example-at-a-time loop instead (serial);
     ``"auto"`` runs it when m × P ≤ ``LITERAL_MAX_WORK`` and the tiled kernel otherwise (a
     choice that depends on m and the network only). Returns NaN when θ is not finite (the
@@ -355,7 +363,7 @@ def _run_kernel(
     serial call (:func:`_bound_serial_evaluation`): the same call, its arguments bound once.
     """
     kernel, n_blocks, data_args = _kernel_plan(kernel, data, theta.dtype)
-    args = (theta, *data_args, Delta, proba, n_blocks)
+    args = (theta, *data_args, grad, proba, n_blocks, m, lam)
     if kernel != "tiled" or n_blocks == 1 or not _threading.parallel_allowed():
         return _kernels.kernel(theta.dtype, False, kernel)(*args)  # same blocks, same bits
     compiled = _kernels.kernel(theta.dtype, True)
@@ -385,16 +393,6 @@ def _padded_layout(layer_sizes: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 _block_count = functools.lru_cache(maxsize=256)(_kernels.block_count)
 _n_params = functools.lru_cache(maxsize=256)(n_params)
-
-
-@functools.lru_cache(maxsize=64)
-def _non_bias(layer_sizes: tuple[int, ...]) -> np.ndarray:
-    """1.0 at every non-bias weight of the flat layout, 0.0 at the bias weights (column 0)."""
-    mask = np.ones(n_params(layer_sizes))
-    for W in unpack(mask, layer_sizes):
-        W[:, 0] = 0.0
-    mask.setflags(write=False)
-    return mask
 
 
 def _check_kernel(kernel: str) -> str:
@@ -435,10 +433,13 @@ def _bound_serial_evaluation(
     once, when that evaluation is a single serial kernel call (examples in the kernels' layout,
     and the literal kernel or a single block: the thread count plays no part); else None.
 
-    The same kernel call and normalization, minus the per-call lookups and thread-count handling
-    that were most of a small problem's time. An :class:`Objective` call, same process, same
-    bits, best of 60 × 3000 calls: (2, 4, 1) at m = 4 7.7 → 4.7 µs in float64 and 6.7 → 4.7 µs
-    in float32; XOR's (2, 2, 1) 8.9 → 4.5 µs.
+    The same kernel call, minus the per-call lookups and thread-count handling that were most
+    of a small problem's time. An :class:`Objective` call, same process, same bits, best of
+    60 × 3000 calls: (2, 4, 1) at m = 4 7.7 → 4.7 µs in float64 and 6.7 → 4.7 µs in float32;
+    XOR's (2, 2, 1) 8.9 → 4.5 µs. Then the kernel's own last step normalizing in place (one
+    compiled call and one array instead of two of each), best of 40 × 2000 calls, alternating
+    old and new: (2, 4, 1) 4.8-5.0 → 3.4 µs (float64) and 4.9-5.3 → 3.3 µs (float32); XOR
+    4.6-4.9 → 3.1-3.3 µs.
     """
     data = examples.whole(dtype)
     if data is None:
@@ -447,14 +448,15 @@ def _bound_serial_evaluation(
     if kernel == "tiled" and n_blocks > 1:
         return None
     compiled = _kernels.kernel(dtype, False, kernel)
-    layer_sizes, m = data.layer_sizes, data.m
-    P = _n_params(layer_sizes)
-    no_proba = _no_rows(layer_sizes[-1], dtype)
+    sizes, layout, X, labels, Y = data_args
+    P = _n_params(data.layer_sizes)
+    no_proba = _no_rows(data.layer_sizes[-1], dtype)
+    m = float(data.m)
 
     def evaluate(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        Delta = np.empty(P, dtype)
-        cost_sum = compiled(theta, *data_args, Delta, no_proba, n_blocks)
-        return _normalize(theta, cost_sum, Delta, m, lam, layer_sizes)
+        grad = np.empty(P, dtype)
+        J = compiled(theta, sizes, layout, X, labels, Y, grad, no_proba, n_blocks, m, lam)
+        return J, grad
 
     return evaluate
 
@@ -487,16 +489,25 @@ def _normalize(
     (:func:`fastbp._kernels.normalize`, one compiled pass; the penalty in float64).
     """
     grad = np.empty(Delta.shape[0], theta.dtype)
-    penalty = _kernels.normalize(theta, _non_bias(layer_sizes), Delta, float(m), lam, grad)
+    penalty = _kernels.normalize(theta, _sizes(layer_sizes), Delta, float(m), lam, grad)
     return cost_sum / m + penalty, grad
 
 
 def _evaluate(
     theta: np.ndarray, examples: _Examples, lam: float, want_grad: bool, kernel: str = "auto"
 ) -> tuple[float, np.ndarray]:
-    """(J, D) over all the examples: one partial sum, normalized (see :func:`combine`)."""
-    cost_sum, Delta = _sums(theta, examples, want_grad, kernel)
-    return _normalize(theta, cost_sum, Delta, examples.m, lam, examples.layer_sizes)
+    """(J, D) over all the examples: one partial sum, normalized (see :func:`combine`).
+
+    Data the kernels read as it is takes one kernel call, which normalizes too (the same
+    float64 step as :func:`_normalize`, so the same bits); chunks are summed, then normalized.
+    """
+    whole = examples.whole(theta.dtype)
+    if whole is None:
+        cost_sum, Delta = _sums(theta, examples, want_grad, kernel)
+        return _normalize(theta, cost_sum, Delta, examples.m, lam, examples.layer_sizes)
+    grad = np.empty(theta.shape[0] if want_grad else 0, theta.dtype)
+    no_proba = _no_rows(examples.layer_sizes[-1], theta.dtype)
+    return _run_kernel(theta, whole, grad, no_proba, kernel, float(examples.m), lam), grad
 
 
 def partial_sums(
@@ -670,6 +681,8 @@ class _ScipyObjective:
         """Return ``(J, grad)`` at θ; grad is a new array of θ's float dtype (float64 for any
         other θ, a list included)."""
         J, grad = self._evaluate_checked(theta)
+        if getattr(theta, "dtype", None) is grad.dtype:  # θ in the compute dtype: done
+            return J, grad
         dtype = _float_dtype(theta)
         return J, grad if grad.dtype == dtype else grad.astype(dtype)
 
