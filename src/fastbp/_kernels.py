@@ -156,7 +156,12 @@ def block_count(m: int, layer_sizes: tuple[int, ...], dtype: Any) -> int:
     times, not 3.5), and each block costs its own scratch, Δ copy and share of the final sum:
     digits (m = 1797), two threads, same process, 8 blocks instead of 14: 0.96× the time in
     float64, 0.92-0.93× in float32 (three runs each); wide within noise (float64 4 against 6,
-    float32 8 against 12).
+    float32 8 against 12). Fewer, larger blocks still gain a little on two threads (paired
+    medians over 15 calls, 8 and 4 blocks against the 16 this gives): ex4 0.95-0.97× and
+    0.95-1.02×, deep and mnist 0.98-0.99× and 0.98×. The minimum of 128 examples stays: a
+    larger one would run mid-sized problems on fewer threads (at 512, every m below 1024 would
+    run serially), and a smaller MAX_BLOCKS would cap the threads of every call on larger
+    machines.
     """
     layout = padded_layout(layer_sizes, dtype)
     delta_bytes = int((layout[:, 0] * layout[:, 1]).sum()) * np.dtype(dtype).itemsize
@@ -429,6 +434,15 @@ def _delta_update_overload(D, r0, r1, d0, delta, AT, c0, RD, CD):
     block, (row blocks, TILE, RD), so that a block's RD values of each example lie together,
     gained 5-12% on an isolated float32 update but, copy included, was 1.01-1.04× slower in
     place (float32, one thread, same bits).
+    Each example's activations are read from its whole row of AT at an unsigned index: numba
+    wraps only signed indices around, and with the row sliced per example, ``AT[t, c0 : c0 +
+    CD]``, the slice's bounds were clamped for every t, 6-8 scalar instructions and a branch
+    beside 12 multiply-adds. Same bits, paired medians over 11-21 calls, one thread: float32
+    wide 0.92×, mnist 0.89-0.93×, digits 0.92×, ex4 0.91-0.97×, deep 0.97×; float64 mnist
+    0.94×, ex4 and deep 0.98×, wide and digits 0.99×; two threads: float32 mnist 0.90×, deep
+    0.91×, wide 0.95×, ex4 0.96×; float64 mnist and ex4 0.95×, deep 0.96×, wide 0.98×. (A copy
+    of the TILE × CD panel into a stack array per call, read with loop counters: float32 wide
+    0.91-0.95×, but float64 ex4 1.05×, deep 1.03×.)
     """
     if not (isinstance(RD, types.IntegerLiteral) and isinstance(CD, types.IntegerLiteral)):
         return None
@@ -446,11 +460,11 @@ def _delta_update_overload(D, r0, r1, d0, delta, AT, c0, RD, CD):
                     a[i, c] = F(0.0)
             for p in range(n_panels):
                 for t in range(TB):
-                    x = AT[p * TB + t, c0 : c0 + n_cols]
+                    x = AT[p * TB + t]
                     for i in range(n_rows):
                         d = delta[p, rb + i, t]
                         for c in range(n_cols):
-                            a[i, c] += d * x[c]
+                            a[i, c] += d * x[np.uint64(c0 + c)]
             for i in range(n_rows):
                 row = D[rb + i, d0 : d0 + n_cols]
                 for c in range(n_cols):
