@@ -76,7 +76,7 @@ def test_serial_twin_of_the_parallel_kernel_is_bitwise_equal(dtype, rng):
     for parallel in (False, True):
         grad = np.empty(theta.size, dtype)
         args = (theta, np.array(sizes), layout, X, labels, np.zeros((0, 3), dtype), grad)
-        J = _kernels.kernel(dtype, parallel)(*args, np.zeros((0, 3), dtype), n_blocks, m, 0.3)
-        results.append((J, grad))
+        sums = _kernels.kernel(dtype, parallel)(*args, np.zeros((0, 3), dtype), n_blocks, m, 0.3)
+        results.append((sums, grad))
     assert results[0][0] == results[1][0]
     assert results[0][1].tobytes() == results[1][1].tobytes()

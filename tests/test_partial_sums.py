@@ -87,6 +87,31 @@ def test_data_to_convert_runs_as_the_ordered_sum_of_chunk_partial_sums(monkeypat
     assert grad.tobytes() == whole[1].tobytes()
 
 
+def test_without_regularization_a_huge_finite_weight_adds_no_penalty():
+    """λ = 0 adds no penalty at all, even where Σ Θ² overflows float64 (0 × inf would be NaN):
+    a weight of 1e160 that meets only zero inputs leaves every result finite and exact."""
+    sizes = (2, 3, 2)
+    theta = np.full(fastbp.n_params(sizes), 0.1)
+    theta[1] = 1e160  # Θ^(1)[0, 1], which multiplies x_1 = 0
+    X = np.zeros((4, 2))
+    y = np.array([0, 1, 0, 1])
+    small = theta.copy()
+    small[1] = 0.0
+    for kernel in ("literal", "tiled"):
+        J, grad = fastbp.Objective(X, y, sizes, kernel=kernel)(theta)
+        J_small, grad_small = fastbp.Objective(X, y, sizes, kernel=kernel)(small)
+        assert J == J_small, kernel
+        assert np.array_equal(grad, grad_small), kernel
+    assert fastbp.cost_and_grad(theta, X, y, sizes)[0] == fastbp.cost(small, X, y, sizes)
+    partial = fastbp.partial_sums(theta, X, y, sizes)
+    partial_small = fastbp.partial_sums(small, X, y, sizes)
+    assert partial[0] == partial_small[0]
+    assert (
+        fastbp.combine([partial], theta, sizes)[0]
+        == fastbp.combine([partial_small], small, sizes)[0]
+    )
+
+
 def test_combine_rejects_bad_partials(rng):
     theta, X, y, sizes = problem(rng, m=10)
     good = fastbp.partial_sums(theta, X, y, sizes)

@@ -9,8 +9,9 @@ row-major with shape ``(s_{l+1}, s_l + 1)``. For every example i (DESIGN.md, "Gr
     Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ
     cost  += Σ_k softplus(z_k^(L)) − y_k z_k^(L)
 
-then J = cost/m + (λ/2m) Σ Θ² and D = Δ/m + (λ/m) Θ over non-bias weights (``normalize``, the
-last step of every entry point; m = 1, λ = 0 leave the sums as they are).
+then D = Δ/m + (λ/m) Θ over non-bias weights and the penalty (λ/2m) Σ Θ² (``normalize``, the
+last step of every entry point; m = 1, λ = 0 leave the sums as they are). The entry points return
+(Σ cost, penalty); the caller forms J = Σ cost / m + penalty.
 
 Two implementations of that loop live here:
 
@@ -806,9 +807,12 @@ def _unpad_sum(padded_deltas, offsets, sizes, layout, grad):
 
 
 def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, lam):
-    """J = Σ_i cost_i / m + penalty returned, grad = Σ_i Δ_i / m + (λ/m) Θ written (when it has
-    length P; see :func:`normalize`), the sums taken block by block; NaN returned, nothing
-    computed, when θ has a NaN or inf. With m = 1 and λ = 0: the sums themselves, exactly.
+    """(Σ_i cost_i, penalty) returned and grad = Σ_i Δ_i / m + (λ/m) Θ written (when it has
+    length P; see :func:`normalize`), the sums taken block by block; (NaN, NaN) returned, nothing
+    computed, when θ has a NaN or inf. With m = 1 and λ = 0, grad gets the sums themselves,
+    exactly, and the penalty is 0. J = Σ cost / m + penalty is left to the caller: added here,
+    LLVM may fuse it with the penalty's last multiply (``contract``), and J would then differ in
+    its last bit from the same sum formed after ``partial_sums``.
 
     The serial twin of ``_tiled_sums_parallel``: the same ``n_blocks`` blocks, each with its own
     Δ, added in block order, so the two give bitwise the same result. Used for a single block
@@ -817,7 +821,7 @@ def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, la
     """
     padded, offsets, finite = _pad_weights(theta, sizes, layout)
     if not finite:
-        return np.nan  # the wrapper names the offending entry
+        return np.nan, np.nan  # the wrapper names the offending entry
     Deltas = np.empty((n_blocks, padded.shape[0] if grad.shape[0] else 0), theta.dtype)
     cost = 0.0
     for b in range(n_blocks):
@@ -826,14 +830,14 @@ def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, la
         )
     if grad.shape[0]:
         _unpad_sum(Deltas, offsets, sizes, layout, grad)
-    return cost / m + normalize(theta, sizes, grad, m, lam, grad)
+    return cost, normalize(theta, sizes, grad, m, lam, grad)
 
 
 def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, lam):
     """As ``_tiled_sums``, with the blocks run in parallel (then summed as there)."""
     padded, offsets, finite = _pad_weights(theta, sizes, layout)
     if not finite:
-        return np.nan
+        return np.nan, np.nan
     Deltas = np.empty((n_blocks, padded.shape[0] if grad.shape[0] else 0), theta.dtype)
     costs = np.zeros(n_blocks)
     for b in prange(n_blocks):
@@ -845,7 +849,7 @@ def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_bloc
     cost = 0.0
     for b in range(n_blocks):
         cost += costs[b]
-    return cost / m + normalize(theta, sizes, grad, m, lam, grad)
+    return cost, normalize(theta, sizes, grad, m, lam, grad)
 
 
 @numba.njit(**_OPTIONS)
@@ -856,7 +860,8 @@ def normalize(theta, sizes, Delta, m, lam, grad):
     theta: (P,) in the compute dtype. Delta: (P,) sums over the m examples (any float dtype), or
     (0,) for no gradient; it may be grad itself. grad: (P,) or (0,), written, in θ's dtype.
     Computed in float64. With m = 1 and λ = 0, grad = Δ and the penalty is 0, exactly: the
-    kernels end with this step, and give their plain sums that way.
+    kernels end with this step, and give their plain sums that way. With λ = 0 the penalty is 0
+    whatever θ (Σ Θ² may overflow for finite weights beyond 1e154; 0 × inf would be NaN).
     """
     want_grad = grad.shape[0] > 0
     F = grad.dtype.type
@@ -874,7 +879,7 @@ def normalize(theta, sizes, Delta, m, lam, grad):
                 if want_grad:
                     grad[p] = F(Delta[p] / m + scale * w)
             row += n_in
-    return lam / (2 * m) * penalty
+    return lam / (2 * m) * penalty if lam > 0 else 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -885,7 +890,7 @@ def _literal_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, 
     """The seed's loop, one example at a time, exactly as DESIGN.md writes it (serial).
 
     Same arguments and results as ``_tiled_sums`` (``layout`` and ``n_blocks`` unused: one pass
-    over the examples in order); NaN when θ is not finite. Kept as the readable
+    over the examples in order); (NaN, NaN) when θ is not finite. Kept as the readable
     reference path, ``kernel="literal"``; the tiled kernel computes the same sums, faster.
     """
     F = theta.dtype.type
@@ -908,7 +913,7 @@ def _literal_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, 
     grad[:] = zero
     for p in range(theta.shape[0]):
         if not np.isfinite(theta[p]):
-            return np.nan
+            return np.nan, np.nan
     cost = 0.0
     for i in range(X.shape[0]):
         # 1. a^(1) = x^(i); forward pass to a^(L).
@@ -959,8 +964,8 @@ def _literal_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, 
                         s += theta[w_off[l] + r * n_in + 1 + j] * delta[a_off[l + 1] + r]
                     a_j = a[a_off[l] + j]
                     delta[a_off[l] + j] = s * a_j * (one - a_j)
-    # 5. J = cost / m + (λ/2m) Σ Θ², D = Δ/m + (λ/m) Θ, over non-bias weights
-    return cost / m + normalize(theta, sizes, grad, m, lam, grad)
+    # 5. D = Δ/m + (λ/m) Θ and the penalty (λ/2m) Σ Θ², over non-bias weights
+    return cost, normalize(theta, sizes, grad, m, lam, grad)
 
 
 # --------------------------------------------------------------------------------------------
@@ -977,14 +982,15 @@ _compile_lock = threading.Lock()
 
 
 def _signature(dtype: np.dtype) -> Any:
-    """(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, lam) -> J, for one dtype."""
+    """(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, lam) -> (Σ cost, penalty)."""
     F = numba.from_dtype(dtype)
     readonly_1d = types.Array(F, 1, "C", readonly=True)
     readonly_2d = types.Array(F, 2, "C", readonly=True)
     ints = types.Array(types.int64, 1, "C", readonly=True)
     ints_2d = types.Array(types.int64, 2, "C", readonly=True)
     args = [readonly_1d, ints, ints_2d, readonly_2d, ints, readonly_2d, F[::1], F[:, ::1]]
-    return types.float64(*args, types.int64, types.float64, types.float64)
+    result = types.UniTuple(types.float64, 2)
+    return result(*args, types.int64, types.float64, types.float64)
 
 
 def slp_available() -> bool:

@@ -6,7 +6,10 @@ The objective is a sum over examples, computed in two steps that can run apart:
     combination:  J = (1/m) Σ_S c_S + (λ / 2m) Σ_l Σ_i Σ_{j≥1} (Θ^(l)_ij)²,   m = Σ_S m_S
                   D^(l)_ij = Δ^(l)_ij / m + (λ/m) Θ^(l)_ij  (j ≥ 1),   D^(l)_i0 = Δ^(l)_i0 / m
 
-Regularization lives in the combination and only there (DESIGN.md).
+Regularization belongs to the combination, never to a partial sum (DESIGN.md). Data the kernels
+read as it is is one slice: its kernel call does the combination's work too, in the same float64
+steps (the kernels' last step is the same compiled ``normalize``), so the result is bitwise that
+of ``combine([partial_sums(...)])``.
 
 Inside one slice, X and y already in the kernels' layout (C-contiguous in the compute dtype,
 int64 labels) go to the kernels as they are, in one call, whether in memory or memory-mapped:
@@ -350,15 +353,16 @@ def _run_kernel(
     kernel: str = "auto",
     m: float = 1.0,
     lam: float = 0.0,
-) -> float:
+) -> tuple[float, float]:
     """Call the compiled kernels: parallel over blocks where that is allowed.
 
-    Returns J = Σ cost / m + penalty and writes grad = Σ Δ / m + (λ/m) Θ (non-bias weights);
-    the defaults m = 1, λ = 0 give the plain sums over ``data``, exactly. The serial tiled
-    kernel runs the same blocks, so that choice never changes the result.
+    Returns (Σ cost, penalty (λ/2m) Σ Θ²) and writes grad = Σ Δ / m + (λ/m) Θ (non-bias
+    weights); J = Σ cost / m + penalty. The defaults m = 1, λ = 0 give the plain sums over
+    ``data``, exactly, and a penalty of 0. The serial tiled kernel runs the same blocks, so
+    that choice never changes the result.
     ``kernel="literal"`` runs the seed's one-example-at-a-time loop instead (serial);
     ``"auto"`` runs it when m × P ≤ ``LITERAL_MAX_WORK`` and the tiled kernel otherwise (a
-    choice that depends on m and the network only). Returns NaN when θ is not finite (the
+    choice that depends on m and the network only). Returns NaNs when θ is not finite (the
     kernels check every weight). The kernels' only other caller is an Objective's single
     serial call (:func:`_bound_serial_evaluation`): the same call, its arguments bound once.
     """
@@ -416,12 +420,12 @@ def _sums(
     whole = examples.whole(theta.dtype)
     if whole is not None:  # one kernel call: Δ as the kernel wrote it
         Delta = np.empty(P, theta.dtype)
-        return _run_kernel(theta, whole, Delta, no_proba, kernel), Delta
+        return _run_kernel(theta, whole, Delta, no_proba, kernel)[0], Delta
     cost_sum = 0.0
     Delta_sum = np.zeros(P, np.float64)
     Delta = np.empty(P, theta.dtype)
     for _, data in _chunks(examples, theta.dtype):
-        cost_sum += _run_kernel(theta, data, Delta, no_proba, kernel)
+        cost_sum += _run_kernel(theta, data, Delta, no_proba, kernel)[0]
         Delta_sum += Delta
     return cost_sum, Delta_sum
 
@@ -455,8 +459,10 @@ def _bound_serial_evaluation(
 
     def evaluate(theta: np.ndarray) -> tuple[float, np.ndarray]:
         grad = np.empty(P, dtype)
-        J = compiled(theta, sizes, layout, X, labels, Y, grad, no_proba, n_blocks, m, lam)
-        return J, grad
+        cost_sum, penalty = compiled(
+            theta, sizes, layout, X, labels, Y, grad, no_proba, n_blocks, m, lam
+        )
+        return cost_sum / m + penalty, grad
 
     return evaluate
 
@@ -507,7 +513,9 @@ def _evaluate(
         return _normalize(theta, cost_sum, Delta, examples.m, lam, examples.layer_sizes)
     grad = np.empty(theta.shape[0] if want_grad else 0, theta.dtype)
     no_proba = _no_rows(examples.layer_sizes[-1], theta.dtype)
-    return _run_kernel(theta, whole, grad, no_proba, kernel, float(examples.m), lam), grad
+    m = examples.m
+    cost_sum, penalty = _run_kernel(theta, whole, grad, no_proba, kernel, float(m), lam)
+    return cost_sum / m + penalty, grad
 
 
 def partial_sums(
