@@ -60,20 +60,20 @@ def test_block_and_tile_boundaries(m, rng):
 
 def test_register_block_shapes_fit_together():
     """Padded rows are a multiple of RP, columns of CL: every block that ends a loop fits; the
-    columns past the last whole C-panel are none or exactly one CL-panel."""
+    columns past the last whole C-panel are whole CL-panels."""
     for R, TB, RD, C, CL, RP, PANELS in _kernels._BLOCK_SHAPES.values():
         assert PANELS in (0, 1)
         assert _kernels.TILE % TB == 0
         assert R % RP == 0
         assert RD % RP == 0
-        assert C in (CL, 2 * CL)
+        assert C % CL == 0
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_register_block_remainders(dtype, rng):
-    """Padded sizes that leave remainders: rows past the last full product block and Δ block
-    (both dtypes), and in float64 a Δ whose last column panel is narrower than the others."""
-    sizes = (20, 38, 4)
+@pytest.mark.parametrize(("dtype", "sizes"), [(np.float64, (20, 38, 5)), (np.float32, (31, 38, 5))])
+def test_register_block_remainders(dtype, sizes, rng):
+    """Padded sizes that leave remainders: rows past the last full product block and Δ block,
+    and Δs that end in every possible number of narrower CL-column panels after whole C-column
+    ones (float64: one of 8 after panels of 16; float32: one or two of 8 after panels of 24)."""
     (rows_1, cols_1), (rows_2, cols_2) = _kernels.padded_layout(sizes, dtype)
     R, _, RD, C, CL, RP, _ = _kernels._BLOCK_SHAPES[np.dtype(dtype)]
     assert rows_1 % RD
@@ -81,10 +81,10 @@ def test_register_block_remainders(dtype, rng):
     if RP != R:
         assert rows_1 % R
         assert rows_2 % R
-    if CL != C:
-        assert cols_1 % C == cols_2 % C == CL
+    assert cols_1 >= C
+    assert {cols_1 % C // CL, cols_2 % C // CL} == set(range(1, C // CL))
     theta = rng.normal(scale=0.5, size=fastbp.n_params(sizes))
-    X = rng.uniform(-1, 1, (100, 20))
+    X = rng.uniform(-1, 1, (100, sizes[0]))
     y = rng.integers(0, 4, 100)
     assert_matches_reference(Problem(theta, X, y, sizes, 0.7), dtype)
 

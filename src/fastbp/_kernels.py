@@ -63,12 +63,12 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 
 # Register blocks, per dtype: (R, TB, RD, C, CL, RP, PANELS) =
 #   R × TB  rows (units) × examples of a product block, forward and δ products;
-#   RD × C  rows × columns of a Δ-update block; CL the columns of a Δ's last panel (Δ columns are
-#           padded to a multiple of CL, C is a multiple of it);
+#   RD × C  rows × columns of a Δ-update block; CL the columns of a Δ's last panels (Δ columns
+#           are padded to a multiple of CL, C is a multiple of it: panels of C, then of CL);
 #   RP      Θ rows are padded to a multiple of RP; products and Δ updates end with blocks of RP
 #           rows (R and RD are multiples of RP);
 #   PANELS  1: each block's padded Δ is stored panel by panel, every C-column panel (and the last
-#           CL-column one) contiguous, rows × columns within it; 0: row-major like Θ.
+#           CL-column ones) contiguous, rows × columns within it; 0: row-major like Θ.
 # Measured on this project's machine (AMD EPYC Zen 3, AVX2, 16 ymm registers) with SLP
 # vectorization on, GFLOP/s per core of a 512 × 512 layer (throw-away sweeps, other processes
 # running):
@@ -85,6 +85,12 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 # same process, same bits, three runs: digits 0.93-0.98×, deep 0.95-0.96×, ex4 0.87-1.0× the
 # time (digits' Θ^(1) has 65 columns: 72 instead of 80). In float32 it made no difference
 # (digits 0.99×, ex4 1.01×, deep 1.01×): one 8-float vector per row is too little work per load.
+# float32's Δ update moved from 6×16 blocks (columns padded to 16) to 4×24 with last panels of 8
+# (columns padded to 8; 12 accumulators either way, 3 + 4 loads per 12 multiply-adds instead of
+# 2 + 6). Same bits, paired medians over 15 calls, one thread: mnist 0.94-0.95×, wide 0.95-0.96×,
+# deep 0.96×, ex4 0.94-0.97×, digits 0.94×; two threads mnist 0.92×, wide 0.96×, deep 0.97×,
+# ex4 and digits 0.98-0.99×. 4×24 with columns padded to 24 instead: deep (101 → 120 columns)
+# 1.09× slower. A float32 3×32 product block, the float64 3×16's register count: 1.4-1.7× slower.
 # float64 rows are not padded (RP = 1; they were padded to 3, so ex4's 25 hidden units took 27
 # rows): one thread, same process, same bits, ex4 0.89-0.97× the time, digits and deep 0.99×;
 # two threads ex4 0.93-0.97×. It costs four more block variants: cold compile (float64, ex4
@@ -103,7 +109,7 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 # bits: wide 0.998× f32 and 0.994× f64, deep, mnist, ex4 0.99-1.03×).
 _BLOCK_SHAPES = {
     np.dtype(np.float64): (3, 16, 3, 16, 8, 1, 1),
-    np.dtype(np.float32): (2, 32, 6, 16, 16, 2, 0),
+    np.dtype(np.float32): (2, 32, 4, 24, 8, 2, 0),
 }
 
 # Compilation options shared by every kernel.
@@ -128,8 +134,8 @@ def padded_layout(layer_sizes: tuple[int, ...] | np.ndarray, dtype: Any) -> np.n
 
     Rows of Θ^(l) are padded to a multiple of RP (the products cover them in blocks of R rows,
     the Δ update in blocks of RD, both then in blocks of RP); columns (bias included) to a
-    multiple of the last Δ panel's width CL (the Δ update covers them in panels of C columns,
-    then one of CL), with room for the bias plus the padded units of the layer below, which the
+    multiple of the last Δ panels' width CL (the Δ update covers them in panels of C columns,
+    then of CL), with room for the bias plus the padded units of the layer below, which the
     δ product reads.
     (float32 rows were padded to a multiple of both R = 2 and RD = 6, so ex4's 25 hidden units
     took 30 rows. Padding to 26 instead, one thread, same process, same bits: ex4 1.1-1.2×
@@ -724,8 +730,8 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             # Column panels outermost: the panel's TILE × C activations stay in L1 while every row
             # block of Δ passes (rows outermost re-read all of actT from L2 for each row block:
             # float64 mnist and wide 1.08–1.1× slower, single thread). Panels of C columns, then
-            # float64's last panel of CL; in each, blocks of RD rows, then the rest in blocks of
-            # RP. RP != RD and CL != C are compile-time tests. (A helper for one panel, called
+            # of CL; in each, blocks of RD rows, then the rest in blocks of RP. RP != RD and
+            # CL != C are compile-time tests. (A helper for one panel, called
             # twice, was 1-3% slower in float32, one thread; inlined by numba, within noise.
             # Row blocks outermost over groups of 4 panels: 1.02-1.06× slower, one thread. A
             # software prefetch of the next row block's Δ: within noise, 0.95-1.02.)
@@ -742,15 +748,15 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
                 _delta_update(D, 0, whole_blocks, d0, delta, AT, c0, RD, C)
                 if RP != RD:
                     _delta_update(D, whole_blocks, rows, d0, delta, AT, c0, RP, C)
-            if CL != C and whole_panels < cols:
-                d0 = whole_panels
+            for c0 in range(whole_panels, cols if CL != C else 0, CL):
+                d0 = c0
                 if PANELS:
-                    panel = offsets[l] + whole_panels * rows
+                    panel = offsets[l] + c0 * rows
                     D = Delta[panel : panel + rows * CL].reshape((rows, CL))
                     d0 = 0
-                _delta_update(D, 0, whole_blocks, d0, delta, AT, whole_panels, RD, CL)
+                _delta_update(D, 0, whole_blocks, d0, delta, AT, c0, RD, CL)
                 if RP != RD:
-                    _delta_update(D, whole_blocks, rows, d0, delta, AT, whole_panels, RP, CL)
+                    _delta_update(D, whole_blocks, rows, d0, delta, AT, c0, RP, CL)
             if l == 0:
                 break
             # δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l)): unit j of layer l is
@@ -777,8 +783,8 @@ def _unpad_sum(padded_deltas, offsets, sizes, layout, grad):
     """grad = Σ_b padded_deltas[b] in the flat layout, adding the blocks in block order.
 
     Serial: the sum over blocks runs b = 0, 1, … for every entry, whoever calls it. A padded Δ
-    is row-major, or stored by panels of C columns (PANELS, see ``_BLOCK_SHAPES``): the panel of
-    columns p0 … p0 + width − 1 starts p0 × rows entries into the layer's Δ.
+    is row-major, or stored by panels of C columns, then of CL (PANELS, see ``_BLOCK_SHAPES``):
+    the panel of columns p0 … p0 + width − 1 starts p0 × rows entries into the layer's Δ.
     (The parallel entry point summed rows in a second parallel loop from 2^17 block-Δ entries
     on. Serial instead, two threads, paired medians: wide 1.02× the time in both dtypes, mnist
     1.01-1.02×, ex4 1.01×; that second loop took 3.7-4.2 s of the float64 parallel entry point's
@@ -787,22 +793,23 @@ def _unpad_sum(padded_deltas, offsets, sizes, layout, grad):
     along j, vectorized, in the same order: 1.02-1.05× slower.)
     """
     n_blocks = padded_deltas.shape[0]
-    _, _, _, C, _, _, PANELS = _shapes(padded_deltas)
+    _, _, _, C, CL, _, PANELS = _shapes(padded_deltas)
     start = 0
     for l in range(sizes.shape[0] - 1):
         n_in = sizes[l] + 1
         rows, cols = layout[l, 0], layout[l, 1]
-        panel_width = C if PANELS else cols
         for r in range(sizes[l + 1]):
             target = start + r * n_in
-            for p0 in range(0, n_in, panel_width):
-                width = min(panel_width, cols - p0)
+            p0 = 0
+            while p0 < n_in:
+                width = cols if not PANELS else C if p0 + C <= cols else CL
                 source = offsets[l] + p0 * rows + r * width - p0
-                for j in range(p0, min(p0 + panel_width, n_in)):
+                for j in range(p0, min(p0 + width, n_in)):
                     s = padded_deltas[0, source + j]
                     for b in range(1, n_blocks):
                         s += padded_deltas[b, source + j]
                     grad[target + j] = s
+                p0 += width
         start += sizes[l + 1] * n_in
 
 
