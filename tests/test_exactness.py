@@ -59,20 +59,26 @@ def test_block_and_tile_boundaries(m, rng):
 
 
 def test_register_block_shapes_fit_together():
-    """Padded rows are a multiple of RP, columns of CL: every block that ends a loop fits; the
+    """Padded rows are a multiple of RP and at least R, columns a multiple of CL: every block
+    that ends a loop fits, a product's last block of R rows stays within the layer, and the
     columns past the last whole C-panel are whole CL-panels."""
-    for R, TB, RD, C, CL, RP, PANELS in _kernels._BLOCK_SHAPES.values():
+    for dtype, (R, TB, RD, C, CL, RP, PANELS) in _kernels._BLOCK_SHAPES.items():
         assert PANELS in (0, 1)
         assert _kernels.TILE % TB == 0
-        assert R % RP == 0
         assert RD % RP == 0
         assert C % CL == 0
+        for sizes in [(2, 1), (1, 1, 1), (3, 2, 1), (30, 7, 4)]:
+            rows, cols = _kernels.padded_layout(sizes, dtype).T
+            assert np.all(rows >= R)
+            assert np.all(rows % RP == 0)
+            assert np.all(cols % CL == 0)
+            assert np.all(cols[1:] > rows[:-1])  # the bias and every padded unit below
 
 
 @pytest.mark.parametrize(("dtype", "sizes"), [(np.float64, (20, 38, 5)), (np.float32, (31, 38, 5))])
 def test_register_block_remainders(dtype, sizes, rng):
-    """Padded sizes that leave remainders: rows past the last full product block and Δ block,
-    and Δs that end in every possible number of narrower CL-column panels after whole C-column
+    """Padded sizes that leave remainders: rows past the last full Δ block and, where R does
+    not divide them, a product's last block that overlaps the one before (float64), and Δs that end in every possible number of narrower CL-column panels after whole C-column
     ones (float64: one of 8 after panels of 16; float32: one or two of 8 after panels of 24)."""
     (rows_1, cols_1), (rows_2, cols_2) = _kernels.padded_layout(sizes, dtype)
     R, _, RD, C, CL, RP, _ = _kernels._BLOCK_SHAPES[np.dtype(dtype)]

@@ -65,8 +65,9 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 #   R × TB  rows (units) × examples of a product block, forward and δ products;
 #   RD × C  rows × columns of a Δ-update block; CL the columns of a Δ's last panels (Δ columns
 #           are padded to a multiple of CL, C is a multiple of it: panels of C, then of CL);
-#   RP      Θ rows are padded to a multiple of RP; products and Δ updates end with blocks of RP
-#           rows (R and RD are multiples of RP);
+#   RP      Θ rows are padded to a multiple of RP, and to at least R; Δ updates end with blocks
+#           of RP rows (RD is a multiple of RP); a product's last block of R rows overlaps the
+#           one before it when R does not divide the rows;
 #   PANELS  1: each block's padded Δ is stored panel by panel, every C-column panel (and the last
 #           CL-column ones) contiguous, rows × columns within it; 0: row-major like Θ.
 # Measured on this project's machine (AMD EPYC Zen 3, AVX2, 16 ymm registers) with SLP
@@ -97,6 +98,12 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 # shape, serial + parallel entry points) 23.4-25.1 s against 20.6-22.7 s. Padding rows to 3 for
 # storage and ending only the forward product in 1-row blocks compiled as fast, but ran ex4
 # 1.025-1.044× slower than this (one thread, three runs).
+# The products' last block of R rows overlaps the one before it (rows − R … rows − 1: up to R − 1
+# rows computed twice, to the same bits) instead of ending in blocks of RP rows: one product
+# variant per direction instead of two. float64 (RP = 1), cold compile, serial + parallel entry
+# points, three pairs: 24.6-25.2 s against 26.0-28.9 s. Same bits; paired medians over 21 calls,
+# one thread ex4 1.01-1.015×, deep 1.02-1.04×, digits, mnist and wide 1.0-1.02×; two threads ex4
+# 1.02×, deep 1.01×, digits, mnist and wide 0.97-1.01×. float32 (R = RP) is unchanged.
 # float64 Δ stored by panels, so that the column panels' row blocks read and write one
 # contiguous stretch of Δ instead of rows 4-6 KB apart (same bits; paired medians over 21-25
 # calls): two threads wide 0.89× and 0.93× the time, mnist 0.97-1.01×, deep 1.0×, ex4 1.0×; one
@@ -132,22 +139,22 @@ def _round_up(n: int, k: int) -> int:
 def padded_layout(layer_sizes: tuple[int, ...] | np.ndarray, dtype: Any) -> np.ndarray:
     """Rows and columns of each layer's zero-padded weight buffer, as an (L−1, 2) int64 array.
 
-    Rows of Θ^(l) are padded to a multiple of RP (the products cover them in blocks of R rows,
-    the Δ update in blocks of RD, both then in blocks of RP); columns (bias included) to a
-    multiple of the last Δ panels' width CL (the Δ update covers them in panels of C columns,
-    then of CL), with room for the bias plus the padded units of the layer below, which the
-    δ product reads.
+    Rows of Θ^(l) are padded to a multiple of RP and to at least R (the products cover them in
+    blocks of R rows, the last overlapping the one before; the Δ update in blocks of RD, then of
+    RP); columns (bias included) to a multiple of the last Δ panels' width CL (the Δ update
+    covers them in panels of C columns, then of CL), with room for the bias plus the padded
+    units of the layer below, which the δ product reads.
     (float32 rows were padded to a multiple of both R = 2 and RD = 6, so ex4's 25 hidden units
     took 30 rows. Padding to 26 instead, one thread, same process, same bits: ex4 1.1-1.2×
     faster in float32 (four runs), digits 1.05-1.07× (four of five runs), deep, mnist and wide
     within noise.)
     """
-    _, _, _, _, CL, RP, _ = _BLOCK_SHAPES[np.dtype(dtype)]
+    R, _, _, _, CL, RP, _ = _BLOCK_SHAPES[np.dtype(dtype)]
     sizes = [int(s) for s in layer_sizes]
     out = np.empty((len(sizes) - 1, 2), np.int64)
     for l in range(len(sizes) - 1):
-        out[l, 0] = _round_up(sizes[l + 1], RP)
-        below = _round_up(sizes[l], RP) if l > 0 else sizes[l]
+        out[l, 0] = max(_round_up(sizes[l + 1], RP), R)
+        below = out[l - 1, 0] if l > 0 else sizes[l]
         out[l, 1] = _round_up(max(sizes[l], below) + 1, CL)
     return out
 
@@ -343,7 +350,7 @@ def _sigmoid_overload(z):
 # Register-blocked micro-kernels (shapes from _BLOCK_SHAPES, chosen by dtype at compile time)
 
 
-def _product_block(W, transposed, i0, B, n_k, out, RB):  # pragma: no cover - overload below
+def _product_block(W, transposed, i0, B, n_k, out):  # pragma: no cover - overload below
     raise NotImplementedError
 
 
@@ -352,14 +359,13 @@ def _product_block(W, transposed, i0, B, n_k, out, RB):  # pragma: no cover - ov
     jit_options={"error_model": "numpy", "fastmath": {"contract"}},
     prefer_literal=True,
 )
-def _product_block_overload(W, transposed, i0, B, n_k, out, RB):
-    """One register block of RB units × TB examples of a layer product (RB a literal: R, or RP
-    for the last rows).
+def _product_block_overload(W, transposed, i0, B, n_k, out):
+    """One register block of R units × TB examples of a layer product.
 
     out[i, t] = Σ_{k<n_k} w(i, k) B[k, t], with w(i, k) = W[i0 + i, k], or W[k, i0 + i] when
     ``transposed`` (a literal: the δ product runs through Θᵀ). W: padded weights (rows, cols).
     B: one example panel of the activations or δ, unit-major (units, TB). out: the same panel
-    of the layer's result (≥ RB rows, TB), its row 0 is unit i0. Every weight is loaded once and
+    of the layer's result (≥ R rows, TB), its row 0 is unit i0. Every weight is loaded once and
     serves TB examples; the block stays in registers. The nonlinearity is a separate pass
     (``_sigmoid_rows``, ``_times_slope``): fused here, it made LLVM spill 4 of the 12 float64
     accumulators in the k loop (float64 one thread: deep 1.2×, mnist 1.16×, ex4 1.09× slower).
@@ -370,15 +376,14 @@ def _product_block_overload(W, transposed, i0, B, n_k, out, RB):
     The loops over row blocks and example panels stay with the caller: moved in here, as the Δ
     update's are, the time did not change (one thread, same bits: 0.95-1.03×, paired medians).
     """
-    if not (isinstance(transposed, types.BooleanLiteral) and isinstance(RB, types.IntegerLiteral)):
+    if not isinstance(transposed, types.BooleanLiteral):
         return None
     by_column = transposed.literal_value
-    R = RB.literal_value
-    TB = _BLOCK_SHAPES[np.dtype(str(W.dtype))][1]
+    R, TB = _BLOCK_SHAPES[np.dtype(str(W.dtype))][:2]
     block = R * TB
     F = numba.np.numpy_support.as_dtype(W.dtype).type
 
-    def impl(W, transposed, i0, B, n_k, out, RB):
+    def impl(W, transposed, i0, B, n_k, out):
         s = numba.carray(_stack_empty(block, W.dtype), (R, TB))
         for i in range(R):
             for t in range(TB):
@@ -632,24 +637,19 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
                 for t in range(TB):
                     a_j[t] = xrows[p * TB + t, 1 + j]
 
-        # Forward: z^(l+1) = Θ^(l) [1; a^(l)], a^(l+1) = g(z^(l+1)), R units × TB examples at once,
-        # then float64's last rows RP at a time (RP != R is a compile-time test).
+        # Forward: z^(l+1) = Θ^(l) [1; a^(l)], a^(l+1) = g(z^(l+1)), R units × TB examples at once;
+        # the last block ends at the last row (rows ≥ R), overlapping the one before.
         for l in range(n_layers):
             W = padded[offsets[l] : offsets[l + 1]].reshape((layout[l, 0], layout[l, 1]))
             last = l == n_layers - 1
             n_k = sizes[l] + 1
             lo = act_offsets[l]  # [1; a^(l)] is act[p, lo : lo + n_k], a^(l+1) starts at hi
             hi = act_offsets[l + 1] + 1
-            whole = layout[l, 0] - layout[l, 0] % R
-            for r0 in range(0, whole, R):
+            for r in range(0, layout[l, 0], R):
+                r0 = min(r, layout[l, 0] - R)
                 for p in range(P):
                     out = z_out[p, r0:] if last else act[p, hi + r0 :]
-                    _product_block(W, False, r0, act[p, lo : lo + n_k], n_k, out, R)
-            if RP != R:
-                for r0 in range(whole, layout[l, 0], RP):
-                    for p in range(P):
-                        out = z_out[p, r0:] if last else act[p, hi + r0 :]
-                        _product_block(W, False, r0, act[p, lo : lo + n_k], n_k, out, RP)
+                    _product_block(W, False, r0, act[p, lo : lo + n_k], n_k, out)
             if not last:
                 for p in range(P):
                     _sigmoid_rows(act[p, hi : hi + sizes[l + 1]])
@@ -763,14 +763,10 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             # column 1 + j of Θ^(l); padding units get δ = 0 from zero weight columns.
             W = padded[offsets[l] : offsets[l + 1]].reshape((rows, cols))
             n_k = sizes[l + 1]
-            whole = layout[l - 1, 0] - layout[l - 1, 0] % R
-            for j0 in range(0, whole, R):
+            for j in range(0, layout[l - 1, 0], R):
+                j0 = min(j, layout[l - 1, 0] - R)
                 for p in range(P):
-                    _product_block(W, True, 1 + j0, delta[p], n_k, delta_below[p, j0:], R)
-            if RP != R:
-                for j0 in range(whole, layout[l - 1, 0], RP):
-                    for p in range(P):
-                        _product_block(W, True, 1 + j0, delta[p], n_k, delta_below[p, j0:], RP)
+                    _product_block(W, True, 1 + j0, delta[p], n_k, delta_below[p, j0:])
             for p in range(P):
                 a_l = act[p, act_offsets[l] + 1 : act_offsets[l] + 1 + sizes[l]]
                 _times_slope(delta_below[p, : sizes[l]], a_l)
