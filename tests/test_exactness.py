@@ -78,8 +78,9 @@ def test_register_block_shapes_fit_together():
 @pytest.mark.parametrize(("dtype", "sizes"), [(np.float64, (20, 38, 5)), (np.float32, (31, 38, 5))])
 def test_register_block_remainders(dtype, sizes, rng):
     """Padded sizes that leave remainders: rows past the last full Δ block and, where R does
-    not divide them, a product's last block that overlaps the one before (float64), and Δs that end in every possible number of narrower CL-column panels after whole C-column
-    ones (float64: one of 8 after panels of 16; float32: one or two of 8 after panels of 24)."""
+    not divide them, a product's last block that overlaps the one before (float64), and Δs
+    that end in every possible number of narrower CL-column panels after whole C-column ones
+    (float64: one of 8 after panels of 16; float32: one or two of 8 after panels of 24)."""
     (rows_1, cols_1), (rows_2, cols_2) = _kernels.padded_layout(sizes, dtype)
     R, _, RD, C, CL, RP, _ = _kernels._BLOCK_SHAPES[np.dtype(dtype)]
     assert rows_1 % RD
