@@ -96,6 +96,23 @@ def test_register_block_remainders(dtype, sizes, rng):
     assert_matches_reference(Problem(theta, X, y, sizes, 0.7), dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("sizes", [(2, 1), (5, 3), (3, 2, 1), (1, 1, 1), (4, 2, 2, 3)])
+def test_tiled_kernel_on_layers_smaller_than_a_product_block(sizes, dtype, rng):
+    """Layers with fewer units than a product block's R rows (padded up to R, their extra rows
+    computed from zero weights), one-layer networks and single outputs, through the tiled
+    kernel ("auto" would run these small problems through the literal loop)."""
+    m = 70
+    theta = rng.normal(scale=0.8, size=fastbp.n_params(sizes))
+    X = rng.uniform(-1, 1, (m, sizes[0]))
+    y = rng.integers(0, 2 if sizes[-1] == 1 else sizes[-1], m)
+    p = Problem(theta, X, y, sizes, 0.7).astype(dtype)
+    J, g = fastbp.Objective(p.X, p.y, sizes, 0.7, dtype=dtype, kernel="tiled")(p.theta)
+    J_ref, g_ref = reference.cost_and_grad(*p.args())
+    assert abs(J - J_ref) / abs(J_ref) <= TOL[dtype]
+    assert reference.max_rel(g, g_ref) <= TOL[dtype]
+
+
 def test_cost_matches_plain_log_formula(rng):
     sizes = (6, 5, 4, 3)
     theta = rng.normal(size=fastbp.n_params(sizes))

@@ -76,7 +76,8 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 #   forward / δ products, rows × examples: float64 3×16 = 31.6 (2×32: 18.7, 4×16: 24.9, 1×32: 20.7);
 #                                           float32 2×32 = 58.4 (3×16: 43.4, 4×16: 35.0).
 #   Δ update, rows × columns:               float64 3×16 = 33.9 (4×8: 36.7 but rows padded to 12);
-#                                           float32 6×16 = 65.2 (2×16: 51.3, 4×16: 60.1).
+#                                           float32 6×16 = 65.2 (2×16: 51.3, 4×16: 60.1);
+#                                           float32 4×24 replaced 6×16 later (below).
 # Re-measured in place, whole kernel, one thread, same process: a float32 6×16 product block
 # (84 vs 71-77 GFLOP/s for 2×32 in an isolated product loop) was 1.0-1.08× slower end to end
 # (ex4 1.08, deep 1.03, wide 1.03, mnist and digits 1.01), so 2×32 stays. Again with the tile
@@ -84,17 +85,19 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 # ex4 1.05×, deep 1.10×, digits 1.13×; 4×16 mnist, deep 1.07-1.08×.
 # The last column panel of a float64 Δ may be 8 wide (columns padded to 8, not 16): one thread,
 # same process, same bits, three runs: digits 0.93-0.98×, deep 0.95-0.96×, ex4 0.87-1.0× the
-# time (digits' Θ^(1) has 65 columns: 72 instead of 80). In float32 it made no difference
-# (digits 0.99×, ex4 1.01×, deep 1.01×): one 8-float vector per row is too little work per load.
+# time (digits' Θ^(1) has 65 columns: 72 instead of 80). In float32 with 6×16 blocks it made no
+# difference (digits 0.99×, ex4 1.01×, deep 1.01×): one 8-float vector per row is too little
+# work per load; with 4×24 blocks, last panels of 8 (below) beat columns padded to 24.
 # float32's Δ update moved from 6×16 blocks (columns padded to 16) to 4×24 with last panels of 8
 # (columns padded to 8; 12 accumulators either way, 3 + 4 loads per 12 multiply-adds instead of
 # 2 + 6). Same bits, paired medians over 15 calls, one thread: mnist 0.94-0.95×, wide 0.95-0.96×,
 # deep 0.96×, ex4 0.94-0.97×, digits 0.94×; two threads mnist 0.92×, wide 0.96×, deep 0.97×,
 # ex4 and digits 0.98-0.99×. 4×24 with columns padded to 24 instead: deep (101 → 120 columns)
 # 1.09× slower. A float32 3×32 product block, the float64 3×16's register count: 1.4-1.7× slower.
-# float64 rows are not padded (RP = 1; they were padded to 3, so ex4's 25 hidden units took 27
-# rows): one thread, same process, same bits, ex4 0.89-0.97× the time, digits and deep 0.99×;
-# two threads ex4 0.93-0.97×. It costs four more block variants: cold compile (float64, ex4
+# float64 rows are not padded beyond R = 3 (RP = 1; they were padded to multiples of 3, so ex4's
+# 25 hidden units took 27 rows): one thread, same process, same bits, ex4 0.89-0.97× the time,
+# digits and deep 0.99×; two threads ex4 0.93-0.97×. It costs four more block variants (two since
+# the overlapping product blocks below): cold compile (float64, ex4
 # shape, serial + parallel entry points) 23.4-25.1 s against 20.6-22.7 s. Padding rows to 3 for
 # storage and ending only the forward product in 1-row blocks compiled as fast, but ran ex4
 # 1.025-1.044× slower than this (one thread, three runs).
@@ -144,10 +147,10 @@ def padded_layout(layer_sizes: tuple[int, ...] | np.ndarray, dtype: Any) -> np.n
     RP); columns (bias included) to a multiple of the last Δ panels' width CL (the Δ update
     covers them in panels of C columns, then of CL), with room for the bias plus the padded
     units of the layer below, which the δ product reads.
-    (float32 rows were padded to a multiple of both R = 2 and RD = 6, so ex4's 25 hidden units
-    took 30 rows. Padding to 26 instead, one thread, same process, same bits: ex4 1.1-1.2×
-    faster in float32 (four runs), digits 1.05-1.07× (four of five runs), deep, mnist and wide
-    within noise.)
+    (float32 rows were padded to a multiple of both R = 2 and RD = 6, RD's value then, so ex4's
+    25 hidden units took 30 rows. Padding to 26 instead, one thread, same process, same bits:
+    ex4 1.1-1.2× faster in float32 (four runs), digits 1.05-1.07× (four of five runs), deep,
+    mnist and wide within noise.)
     """
     R, _, _, _, CL, RP, _ = _BLOCK_SHAPES[np.dtype(dtype)]
     sizes = [int(s) for s in layer_sizes]
@@ -375,6 +378,16 @@ def _product_block_overload(W, transposed, i0, B, n_k, out):
     product loop gained 1.1-1.15× from it).
     The loops over row blocks and example panels stay with the caller: moved in here, as the Δ
     update's are, the time did not change (one thread, same bits: 0.95-1.03×, paired medians).
+    Measured in float32 and not taken (same bits, paired medians over 11-31 calls): the same
+    k chunks, 64 or 256 wide, mnist 1.08-1.13× and wide 1.08-1.15× slower; blocks of 6 rows ×
+    16 examples, each call covering both halves of the 32-example panel (12 accumulators instead
+    of 8), with the δ product's weights read at an unsigned column index (at a signed one LLVM
+    kept six column pointers and spilled them): one thread mnist 0.96-0.98×, wide 0.91-0.92×,
+    ex4 1.0-1.05×, deep 1.0×, digits 1.04-1.07×; two threads mnist 0.97-1.01×, wide
+    0.88-0.95×, ex4 0.97-1.05×, deep 1.0-1.04×, digits 1.03-1.05×. Ended by 2-row blocks it
+    compiled in 27.4 s against 23.0 (float32, serial + parallel entry points); ended by an
+    overlapping block, in 22.1 s. The unsigned column index alone, in the blocks used here:
+    within noise in both dtypes (0.99-1.04×).
     """
     if not isinstance(transposed, types.BooleanLiteral):
         return None
