@@ -850,7 +850,12 @@ def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, la
 
 
 def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, lam):
-    """As ``_tiled_sums``, with the blocks run in parallel (then summed as there)."""
+    """As ``_tiled_sums``, with the blocks run in parallel (then summed as there).
+
+    The blocks are split evenly over the threads, numba's default. Handed out one at a time
+    instead (``numba.set_parallel_chunksize(1)`` around the loop; same bits), two threads,
+    paired medians over 21 calls: float32 mnist, wide, ex4, deep and digits 1.0-1.01×.
+    """
     padded, offsets, finite = _pad_weights(theta, sizes, layout)
     if not finite:
         return np.nan, np.nan
