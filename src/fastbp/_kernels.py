@@ -97,10 +97,10 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 # float64 rows are not padded beyond R = 3 (RP = 1; they were padded to multiples of 3, so ex4's
 # 25 hidden units took 27 rows): one thread, same process, same bits, ex4 0.89-0.97× the time,
 # digits and deep 0.99×; two threads ex4 0.93-0.97×. It costs four more block variants (two since
-# the overlapping product blocks below): cold compile (float64, ex4
-# shape, serial + parallel entry points) 23.4-25.1 s against 20.6-22.7 s. Padding rows to 3 for
-# storage and ending only the forward product in 1-row blocks compiled as fast, but ran ex4
-# 1.025-1.044× slower than this (one thread, three runs).
+# the overlapping product blocks below): cold compile (float64, ex4 shape, serial + parallel
+# entry points) 23.4-25.1 s against 20.6-22.7 s. Padding rows to 3 for storage and ending only
+# the forward product in 1-row blocks compiled as fast, but ran ex4 1.025-1.044× slower than
+# this (one thread, three runs).
 # The products' last block of R rows overlaps the one before it (rows − R … rows − 1: up to R − 1
 # rows computed twice, to the same bits) instead of ending in blocks of RP rows: one product
 # variant per direction instead of two. float64 (RP = 1), cold compile, serial + parallel entry
@@ -744,8 +744,8 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             # block of Δ passes (rows outermost re-read all of actT from L2 for each row block:
             # float64 mnist and wide 1.08–1.1× slower, single thread). Panels of C columns, then
             # of CL; in each, blocks of RD rows, then the rest in blocks of RP. RP != RD and
-            # CL != C are compile-time tests. (A helper for one panel, called
-            # twice, was 1-3% slower in float32, one thread; inlined by numba, within noise.
+            # CL != C are compile-time tests. (A helper for one panel, called twice, was 1-3%
+            # slower in float32, one thread; inlined by numba, within noise.
             # Row blocks outermost over groups of 4 panels: 1.02-1.06× slower, one thread. A
             # software prefetch of the next row block's Δ: within noise, 0.95-1.02.)
             # With PANELS, D is the panel's own (rows, C or CL) stretch of Δ: its column d0 = 0.
