@@ -157,8 +157,8 @@ def padded_layout(layer_sizes: tuple[int, ...] | np.ndarray, dtype: Any) -> np.n
     out = np.empty((len(sizes) - 1, 2), np.int64)
     for l in range(len(sizes) - 1):
         out[l, 0] = max(_round_up(sizes[l + 1], RP), R)
-        below = out[l - 1, 0] if l > 0 else sizes[l]
-        out[l, 1] = _round_up(max(sizes[l], below) + 1, CL)
+        below = out[l - 1, 0] if l > 0 else sizes[l]  # units below, padded ones included
+        out[l, 1] = _round_up(below + 1, CL)
     return out
 
 
