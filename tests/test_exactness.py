@@ -332,3 +332,29 @@ def test_kernel_log1p_is_within_two_ulps(dtype, rng):
     error = np.abs(out - exact) / np.maximum(exact, np.longdouble(tiny))
     assert out[0] == 0
     assert error.max() <= 2 * np.finfo(dtype).eps
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_padded_weights_and_their_transposed_copies(dtype, rng):
+    """``_pad_weights``: each Θ^(l) zero-padded to its layout, then Θ^(l)ᵀ of the hidden layers
+    padded alike; finiteness reported over all of θ."""
+    sizes = (7, 5, 9, 3)
+    theta = rng.normal(size=fastbp.n_params(sizes)).astype(dtype)
+    layout = _kernels.padded_layout(sizes, dtype)
+    padded, offsets, finite = _kernels._pad_weights(theta, np.array(sizes), layout)
+    assert finite
+    n_layers = len(sizes) - 1
+    assert offsets.shape == (2 * n_layers,)
+    assert padded.shape == (offsets[-1],)
+    for l, weights in enumerate(fastbp.unpack(theta, sizes)):
+        rows, cols = layout[l]
+        expected = np.zeros((rows, cols), dtype)
+        expected[: weights.shape[0], : weights.shape[1]] = weights
+        W = padded[offsets[l] : offsets[l + 1]].reshape(rows, cols)
+        np.testing.assert_array_equal(W, expected)
+        if l > 0:
+            start = offsets[n_layers + l - 1]
+            WT = padded[start : offsets[n_layers + l]].reshape(cols, rows)
+            np.testing.assert_array_equal(WT, expected.T)
+    theta[11] = np.inf
+    assert not _kernels._pad_weights(theta, np.array(sizes), layout)[2]

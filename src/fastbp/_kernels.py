@@ -113,10 +113,15 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 # thread mnist 0.97×, wide 0.975×, ex4 0.99×. In float32 it was slower: one thread mnist, ex4,
 # digits 1.02-1.03×, two threads mnist 1.03×, wide 1.02×; with 32-column (128-byte) panels
 # 1.03-1.06×; again after the example panels, wide 1.09× (one thread) and 1.03× (two), mnist
-# 1.0×. The δ products, which read Θ by columns, take 17-20% of deep's and wide's time for
-# 17-24% of their multiply-adds, so Θ keeps one layout: a transposed copy of the hidden layers'
-# Θ, built per call so that the δ products read rows, ran in the same time (one thread, same
-# bits: wide 0.998× f32 and 0.994× f64, deep, mnist, ex4 0.99-1.03×).
+# 1.0×.
+# The δ products read a transposed copy of the hidden layers' Θ, built per call by
+# ``_pad_weights``, instead of reading Θ by columns (2 weights of each 64-byte line, a line per
+# multiply-add step): same bits; two threads, paired medians over 11-15 calls, wide float32
+# 0.935-0.97× the time, float64 0.925-0.964×; deep, mnist, ex4, digits 0.99-1.03× (noise).
+# An isolated float32 512 × 512 δ product: 46-50 GFLOP/s by columns, 60-88 from the copy. (An
+# earlier try, one thread, had measured wide 0.998× f32 and 0.994× f64.) The copy and the
+# padding together take 0.34 ms (f32) and 0.80 ms (f64) of a wide call, against 1.05 ms for
+# the padding alone before its loops were rewritten to vectorize.
 _BLOCK_SHAPES = {
     np.dtype(np.float64): (3, 16, 3, 16, 8, 1, 1),
     np.dtype(np.float32): (2, 32, 4, 24, 8, 2, 0),
@@ -353,20 +358,16 @@ def _sigmoid_overload(z):
 # Register-blocked micro-kernels (shapes from _BLOCK_SHAPES, chosen by dtype at compile time)
 
 
-def _product_block(W, transposed, i0, B, n_k, out):  # pragma: no cover - overload below
+def _product_block(W, i0, B, n_k, out):  # pragma: no cover - overload below
     raise NotImplementedError
 
 
-@overload(
-    _product_block,
-    jit_options={"error_model": "numpy", "fastmath": {"contract"}},
-    prefer_literal=True,
-)
-def _product_block_overload(W, transposed, i0, B, n_k, out):
+@overload(_product_block, jit_options={"error_model": "numpy", "fastmath": {"contract"}})
+def _product_block_overload(W, i0, B, n_k, out):
     """One register block of R units × TB examples of a layer product.
 
-    out[i, t] = Σ_{k<n_k} w(i, k) B[k, t], with w(i, k) = W[i0 + i, k], or W[k, i0 + i] when
-    ``transposed`` (a literal: the δ product runs through Θᵀ). W: padded weights (rows, cols).
+    out[i, t] = Σ_{k<n_k} W[i0 + i, k] B[k, t]. W: padded weights Θ^(l) (rows, cols) for the
+    forward product, their transposed copy for the δ product (see ``_pad_weights``).
     B: one example panel of the activations or δ, unit-major (units, TB). out: the same panel
     of the layer's result (≥ R rows, TB), its row 0 is unit i0. Every weight is loaded once and
     serves TB examples; the block stays in registers. The nonlinearity is a separate pass
@@ -389,14 +390,11 @@ def _product_block_overload(W, transposed, i0, B, n_k, out):
     overlapping block, in 22.1 s. The unsigned column index alone, in the blocks used here:
     within noise in both dtypes (0.99-1.04×).
     """
-    if not isinstance(transposed, types.BooleanLiteral):
-        return None
-    by_column = transposed.literal_value
     R, TB = _BLOCK_SHAPES[np.dtype(str(W.dtype))][:2]
     block = R * TB
     F = numba.np.numpy_support.as_dtype(W.dtype).type
 
-    def impl(W, transposed, i0, B, n_k, out):
+    def impl(W, i0, B, n_k, out):
         s = numba.carray(_stack_empty(block, W.dtype), (R, TB))
         for i in range(R):
             for t in range(TB):
@@ -404,7 +402,7 @@ def _product_block_overload(W, transposed, i0, B, n_k, out):
         for k in range(n_k):
             b = B[k]
             for i in range(R):
-                w = W[k, i0 + i] if by_column else W[i0 + i, k]
+                w = W[i0 + i, k]
                 for t in range(TB):
                     s[i, t] += w * b[t]
         for i in range(R):
@@ -516,22 +514,39 @@ def _shapes_overload(W):
 
 @numba.njit(**_OPTIONS)
 def _pad_weights(theta, sizes, layout):
-    """θ → one zero-padded buffer per layer, concatenated: (buffer, offsets, all θ finite)."""
+    """θ → (buffer, offsets, all θ finite): the buffer holds every Θ^(l) zero-padded to
+    layout[l] (rows, cols), then Θ^(l)ᵀ padded alike (cols, rows) for the hidden layers l ≥ 1,
+    which the δ products read; layer l is buffer[offsets[l] : offsets[l + 1]], its transpose
+    buffer[offsets[L + l − 1] : offsets[L + l]] (L layers of weights). A Δ is padded as the
+    first offsets[L] entries.
+    """
     n_layers = sizes.shape[0] - 1
-    offsets = np.zeros(n_layers + 1, np.int64)
-    for l in range(n_layers):
-        offsets[l + 1] = offsets[l] + layout[l, 0] * layout[l, 1]
-    padded = np.zeros(offsets[n_layers], theta.dtype)
-    start = 0
+    offsets = np.zeros(2 * n_layers, np.int64)
+    for i in range(2 * n_layers - 1):
+        l = i if i < n_layers else i - n_layers + 1
+        offsets[i + 1] = offsets[i] + layout[l, 0] * layout[l, 1]
+    padded = np.zeros(offsets[2 * n_layers - 1], theta.dtype)
     finite = True
+    for i in range(theta.shape[0]):
+        finite &= np.isfinite(theta[i])
+    start = 0
+    CL = _shapes(padded)[4]
     for l in range(n_layers):
         n_in = sizes[l] + 1
+        rows, cols = layout[l, 0], layout[l, 1]
+        W = padded[offsets[l] : offsets[l + 1]].reshape((rows, cols))
         for r in range(sizes[l + 1]):
+            w = W[r]
+            source = theta[start + r * n_in : start + (r + 1) * n_in]
             for j in range(n_in):
-                w = theta[start + r * n_in + j]
-                finite &= np.isfinite(w)
-                padded[offsets[l] + r * layout[l, 1] + j] = w
+                w[j] = source[j]
         start += sizes[l + 1] * n_in
+        if l > 0:  # by panels of CL columns, so that Θᵀ is written line by line
+            WT = padded[offsets[n_layers + l - 1] : offsets[n_layers + l]].reshape((cols, rows))
+            for j0 in range(0, cols, CL):
+                for r in range(rows):
+                    for j in range(CL):
+                        WT[j0 + j, r] = W[r, j0 + j]
     return padded, offsets, finite
 
 
@@ -555,9 +570,9 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
 
     padded, offsets: from ``_pad_weights``. X: (m, s_1). labels (m,) int64 or (0,); Y (m, K) or
     (0, K): the targets (labels when given); with both empty no cost is computed. Deltas:
-    (n_blocks, padded size), each row a padded Δ with the layers, offsets and padding of
-    ``padded`` (stored by panels where PANELS says so, see ``_BLOCK_SHAPES``), or (n_blocks, 0)
-    for no gradient. proba: (m, K) or (0, K), h_Θ(x) written when it has m rows (only when no
+    (n_blocks, offsets[L]), each row a padded Δ with the layers, offsets and padding of the
+    Θ^(l) in ``padded`` (stored by panels where PANELS says so, see ``_BLOCK_SHAPES``), or
+    (n_blocks, 0) for no gradient. proba: (m, K) or (0, K), h_Θ(x) written when it has m rows (only when no
     targets are given). Both entry points call this function directly, with an int64 b: each
     level of calls and each signature costs numba a compile and LLVM a re-optimization of
     everything below it (a wrapper between them cost 1-3 s of every cold compile).
@@ -662,7 +677,7 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
                 r0 = min(r, layout[l, 0] - R)
                 for p in range(P):
                     out = z_out[p, r0:] if last else act[p, hi + r0 :]
-                    _product_block(W, False, r0, act[p, lo : lo + n_k], n_k, out)
+                    _product_block(W, r0, act[p, lo : lo + n_k], n_k, out)
             if not last:
                 for p in range(P):
                     _sigmoid_rows(act[p, hi : hi + sizes[l + 1]])
@@ -773,13 +788,14 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
             if l == 0:
                 break
             # δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l)): unit j of layer l is
-            # column 1 + j of Θ^(l); padding units get δ = 0 from zero weight columns.
-            W = padded[offsets[l] : offsets[l + 1]].reshape((rows, cols))
+            # column 1 + j of Θ^(l), row 1 + j of its transposed copy WT; padding units get
+            # δ = 0 from zero weights.
+            WT = padded[offsets[n_layers + l - 1] : offsets[n_layers + l]].reshape((cols, rows))
             n_k = sizes[l + 1]
             for j in range(0, layout[l - 1, 0], R):
                 j0 = min(j, layout[l - 1, 0] - R)
                 for p in range(P):
-                    _product_block(W, True, 1 + j0, delta[p], n_k, delta_below[p, j0:])
+                    _product_block(WT, 1 + j0, delta[p], n_k, delta_below[p, j0:])
             for p in range(P):
                 a_l = act[p, act_offsets[l] + 1 : act_offsets[l] + 1 + sizes[l]]
                 _times_slope(delta_below[p, : sizes[l]], a_l)
@@ -838,7 +854,7 @@ def _tiled_sums(theta, sizes, layout, X, labels, Y, grad, proba, n_blocks, m, la
     padded, offsets, finite = _pad_weights(theta, sizes, layout)
     if not finite:
         return np.nan, np.nan  # the wrapper names the offending entry
-    Deltas = np.empty((n_blocks, padded.shape[0] if grad.shape[0] else 0), theta.dtype)
+    Deltas = np.empty((n_blocks, offsets[sizes.shape[0] - 1] if grad.shape[0] else 0), theta.dtype)
     cost = 0.0
     for b in range(n_blocks):
         cost += _tiled_block(
@@ -859,7 +875,7 @@ def _tiled_sums_parallel(theta, sizes, layout, X, labels, Y, grad, proba, n_bloc
     padded, offsets, finite = _pad_weights(theta, sizes, layout)
     if not finite:
         return np.nan, np.nan
-    Deltas = np.empty((n_blocks, padded.shape[0] if grad.shape[0] else 0), theta.dtype)
+    Deltas = np.empty((n_blocks, offsets[sizes.shape[0] - 1] if grad.shape[0] else 0), theta.dtype)
     costs = np.zeros(n_blocks)
     for b in prange(n_blocks):
         costs[b] = _tiled_block(  # b as int64: one compiled signature for both entry points
