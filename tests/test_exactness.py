@@ -335,6 +335,29 @@ def test_kernel_log1p_is_within_two_ulps(dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_transpose_block_moves_every_element(dtype, rng):
+    """The kernels' in-register V × V transpose, at offsets inside larger arrays and views with
+    a row stride of their own: exactly the block transposed, nothing else written."""
+
+    @numba.njit
+    def transpose(src, s0, s1, dst, d0, d1):
+        _kernels._transpose_block(src, s0, s1, dst, d0, d1)
+
+    V = 32 // np.dtype(dtype).itemsize
+    source = rng.normal(size=(3, 19, 23)).astype(dtype)
+    for s0, s1, d0, d1 in [(0, 0, 0, 0), (5, 3, 2, 7), (18 - V, 21 - V, 11 - V, 16 - V)]:
+        target = np.full((2, 11, 17), np.nan, dtype)
+        transpose(source[1, 1:, 2:], s0, s1, target[1, :, 1:], d0, d1)
+        expected = np.full_like(target, np.nan)
+        block = source[1, 1 + s0 : 1 + s0 + V, 2 + s1 : 2 + s1 + V]
+        expected[1, d0 : d0 + V, 1 + d1 : 1 + d1 + V] = block.T
+        np.testing.assert_array_equal(target, expected)
+        transpose(source[2], s0, s1, target[0], d0, d1)  # C-contiguous views
+        expected[0, d0 : d0 + V, d1 : d1 + V] = source[2, s0 : s0 + V, s1 : s1 + V].T
+        np.testing.assert_array_equal(target, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_padded_weights_and_their_transposed_copies(dtype, rng):
     """``_pad_weights``: each Θ^(l) zero-padded to its layout, then Θ^(l)ᵀ of the hidden layers
     padded alike; finiteness reported over all of θ."""
