@@ -459,7 +459,9 @@ def _product_block_overload(W, i0, B, n_k, out):
     0.88-0.95×, ex4 0.97-1.05×, deep 1.0-1.04×, digits 1.03-1.05×. Ended by 2-row blocks it
     compiled in 27.4 s against 23.0 (float32, serial + parallel entry points); ended by an
     overlapping block, in 22.1 s. The unsigned column index alone, in the blocks used here:
-    within noise in both dtypes (0.99-1.04×).
+    within noise in both dtypes (0.99-1.04×). Again once the δ product read the transposed
+    copy: float32 6 × 16 blocks for layers of at least 128 rows, 2 × 32 below, one thread,
+    paired medians over 11 calls: wide 1.02×, mnist 1.02×, deep (2 × 32 only) 1.03×.
     """
     R, TB = _BLOCK_SHAPES[np.dtype(str(W.dtype))][:2]
     block = R * TB
@@ -643,10 +645,11 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
     (0, K): the targets (labels when given); with both empty no cost is computed. Deltas:
     (n_blocks, offsets[L]), each row a padded Δ with the layers, offsets and padding of the
     Θ^(l) in ``padded`` (stored by panels where PANELS says so, see ``_BLOCK_SHAPES``), or
-    (n_blocks, 0) for no gradient. proba: (m, K) or (0, K), h_Θ(x) written when it has m rows (only when no
-    targets are given). Both entry points call this function directly, with an int64 b: each
-    level of calls and each signature costs numba a compile and LLVM a re-optimization of
-    everything below it (a wrapper between them cost 1-3 s of every cold compile).
+    (n_blocks, 0) for no gradient. proba: (m, K) or (0, K), h_Θ(x) written when it has m rows
+    (only when no targets are given). Both entry points call this function directly, with an
+    int64 b: each level of calls and each signature costs numba a compile and LLVM a
+    re-optimization of everything below it (a wrapper between them cost 1-3 s of every cold
+    compile).
     """
     m = X.shape[0]
     n_tiles = (m + TILE - 1) // TILE
@@ -721,7 +724,9 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
         # xrows (2-4 rows × 2-4 examples of vector accumulators), was 1.7-2.9× slower than the
         # transpose and product together, in an isolated loop of ex4's and mnist's first layer.)
         # Element loops, not ``x_t[:] = X[row0 + t]``: an array-to-array slice assignment makes
-        # numba compile its shape-mismatch error path (2.5-4 s of every cold compile).
+        # numba compile its shape-mismatch error path (2.5-4 s of every cold compile). This copy
+        # is most of the time spent reading X: without it, one thread, ex4 float32 ran in 0.885×
+        # the time (X, 8 MB, read at about 20 GB/s), digits 0.96×, mnist 0.93-0.96×.
         for t in range(TILE):
             x_t = xrows[t, 1 : 1 + sizes[0]]
             if t < n:
