@@ -22,7 +22,7 @@ Two implementations of that loop live here:
   the tile only lets the innermost loops run across examples so that they vectorize, and lets a
   weight loaded once serve the whole tile. Weights, activations and Δ live in zero-padded
   per-layer buffers so that register blocks never need tail code (padding contributes exact
-  zeros).
+  zeros); the δ products read a transposed copy of each hidden layer's padded Θ.
 
 Parallelism is deterministic: the tiles are split into ``n_blocks`` contiguous blocks (see
 :func:`block_count`, which depends only on m, the layer sizes and the dtype); each block
