@@ -728,7 +728,9 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
         # Element loops, not ``x_t[:] = X[row0 + t]``: an array-to-array slice assignment makes
         # numba compile its shape-mismatch error path (2.5-4 s of every cold compile). This copy
         # is most of the time spent reading X: without it, one thread, ex4 float32 ran in 0.885×
-        # the time (X, 8 MB, read at about 20 GB/s), digits 0.96×, mnist 0.93-0.96×.
+        # the time (X, 8 MB, read at about 20 GB/s), digits 0.96×, mnist 0.93-0.96×. Software
+        # prefetches of the next tile's rows, spread over the first layer's row blocks, did not
+        # shorten it: ex4, mnist (m = 20000) and digits 1.0-1.02× the time, one thread.
         for t in range(TILE):
             x_t = xrows[t, 1 : 1 + sizes[0]]
             if t < n:
