@@ -343,7 +343,7 @@ def test_transpose_block_moves_every_element(dtype, rng):
     def transpose(src, s0, s1, dst, d0, d1):
         _kernels._transpose_block(src, s0, s1, dst, d0, d1)
 
-    V = 32 // np.dtype(dtype).itemsize
+    V = _kernels.TRANSPOSE_BYTES // np.dtype(dtype).itemsize
     source = rng.normal(size=(3, 19, 23)).astype(dtype)
     for s0, s1, d0, d1 in [(0, 0, 0, 0), (5, 3, 2, 7), (18 - V, 21 - V, 11 - V, 16 - V)]:
         target = np.full((2, 11, 17), np.nan, dtype)

@@ -230,6 +230,9 @@ def _bitcast(typingctx, value, target):
     return to(value, target), codegen
 
 
+TRANSPOSE_BYTES = 32  # rows of a ``_transpose_block`` block: one AVX2 register each
+
+
 def _shuffle_masks(V: int) -> list[tuple[int, int, list[int]]]:
     """The shuffles that transpose a V × V block in registers, V = 8 or 4: (a, b, lanes) makes a
     new vector from vectors a and b (lanes count a's lanes, then b's, as LLVM's shufflevector),
@@ -253,9 +256,9 @@ def _shuffle_masks(V: int) -> list[tuple[int, int, list[int]]]:
 
 @intrinsic
 def _transpose_block(typingctx, src, s0, s1, dst, d0, d1):
-    """dst[d0 + j, d1 + i] = src[s0 + i, s1 + j] for i, j < V, V = 32 bytes / itemsize (8 float32,
-    4 float64): a V × V block transposed in registers. src, dst: 2-d arrays with unit-stride rows;
-    no bounds checks (the caller's loops keep the block inside both).
+    """dst[d0 + j, d1 + i] = src[s0 + i, s1 + j] for i, j < V, V = TRANSPOSE_BYTES / itemsize (8
+    float32, 4 float64): a V × V block transposed in registers. src, dst: 2-d arrays with
+    unit-stride rows; no bounds checks (the caller's loops keep the block inside both).
 
     V row loads, the shuffles of ``_shuffle_masks``, V row stores. Written as loops of scalar
     copies instead, LLVM (SLP on) kept one element per load and store; staged through a V × V or
@@ -270,7 +273,7 @@ def _transpose_block(typingctx, src, s0, s1, dst, d0, d1):
         return None
     if src.dtype != dst.dtype or src.ndim != 2 or dst.ndim != 2:
         return None
-    V = 32 // np.dtype(str(src.dtype)).itemsize
+    V = TRANSPOSE_BYTES // np.dtype(str(src.dtype)).itemsize
     steps = _shuffle_masks(V)
 
     def codegen(context, builder, signature, args):
@@ -668,7 +671,7 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
     for p in range(Delta.shape[0]):
         Delta[p] = zero
     R, TB, RD, C, CL, RP, PANELS = _shapes(padded)
-    V = 32 // padded.itemsize  # a transposed block is V × V (``_transpose_block``)
+    V = TRANSPOSE_BYTES // padded.itemsize  # a transposed block is V × V (``_transpose_block``)
     n_layers = sizes.shape[0] - 1
     K = sizes[n_layers]
     use_labels = labels.shape[0] > 0
