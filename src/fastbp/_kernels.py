@@ -466,7 +466,13 @@ def _product_block_overload(W, i0, B, n_k, out):
     overlapping block, in 22.1 s. The unsigned column index alone, in the blocks used here:
     within noise in both dtypes (0.99-1.04×). Again once the δ product read the transposed
     copy: float32 6 × 16 blocks for layers of at least 128 rows, 2 × 32 below, one thread,
-    paired medians over 11 calls: wide 1.02×, mnist 1.02×, deep (2 × 32 only) 1.03×.
+    paired medians over 11 calls: wide 1.02×, mnist 1.02×, deep (2 × 32 only) 1.03×. The
+    forward product's k loop in chunks of 128 again (16 KiB of B per chunk), the chunk's B and W
+    sliced so that its loop counts from 0 (without that, numba's negative-index wraparound
+    added 3-4 scalar instructions per step): same bits, one thread, paired medians over 9
+    calls, mnist 1.016×, wide 1.044×. (perf's sampling profile, float32, one thread: 89% of
+    mnist's time and 87% of wide's is in the product and Δ-update loops, which run at about 87
+    GFLOP/s, one core's GEMM rate (82-92 in the same session): little is left to gain there.)
     """
     R, TB = _BLOCK_SHAPES[np.dtype(str(W.dtype))][:2]
     block = R * TB
@@ -667,7 +673,10 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
     one = F(1.0)
     # Zeroed here, by the thread that fills it, not by the caller before the launch: two
     # threads, same process, same bits, paired medians over 21-31 calls wide 0.98×, mnist
-    # 0.99-1.0×, digits and deep 0.99×.
+    # 0.99-1.0×, digits and deep 0.99×. Not zeroed at all, the block's first tile storing its
+    # Δ update instead of adding it (same bits): one thread, paired medians over 11 calls, wide
+    # (m = 1250, 5 tiles a block) 0.98×, mnist 1.007×, deep 1.008×; the zeroing is 3.5% of that
+    # wide call in a sampling profile, 1% at the bench's m = 5000, 0.4% of mnist's.
     for p in range(Delta.shape[0]):
         Delta[p] = zero
     R, TB, RD, C, CL, RP, PANELS = _shapes(padded)
