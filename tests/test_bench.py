@@ -3,6 +3,8 @@ command line and the README's tables. No timing is asserted anywhere."""
 
 import itertools
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from bench import cli, machine, probe
+from bench import cli, hotloops, machine, probe
 from bench import timing as bench_timing
 from bench.cases import CASES, Case, flops_per_example, make_problem
 from bench.implementations import (
@@ -318,3 +320,30 @@ def test_scaling_problems_share_the_case_data():
     a = make_problem(base, np.float64, 100)
     b = make_problem(Case(base.name, base.layer_sizes, 300), np.float64)
     assert np.array_equal(a.theta, b.theta)
+
+
+def test_hot_ranges_group_samples_closer_than_the_gap():
+    samples = {0x100: 1, 0x140: 2, 0x400: 5, 0x420: 1, 0x900: 1}
+    assert hotloops.hot_ranges(samples, gap=96) == [
+        (0x400, 0x420, 6),
+        (0x100, 0x140, 3),
+        (0x900, 0x900, 1),
+    ]
+
+
+def _perf_usable():
+    if not (sys.platform == "linux" and shutil.which("perf") and shutil.which("objdump")):
+        return False
+    paranoid = Path("/proc/sys/kernel/perf_event_paranoid")
+    return os.geteuid() == 0 or (paranoid.exists() and int(paranoid.read_text()) <= 1)
+
+
+@pytest.mark.skipif(not _perf_usable(), reason="needs perf (allowed to sample) and objdump")
+def test_hotloops_finds_the_product_loops_of_a_call():
+    result = hotloops.profile("digits", "float64", threads=1, seconds=0.5)
+    assert result["calls"] > 0
+    assert result["samples"] > 0
+    assert result["jit_share"] > 0.5  # the call runs in numba's compiled code
+    assert result["loops"]
+    assert 0 < result["product_share"] <= result["jit_share"]
+    assert result["product_gflops"] > 0

@@ -470,9 +470,10 @@ def _product_block_overload(W, i0, B, n_k, out):
     forward product's k loop in chunks of 128 again (16 KiB of B per chunk), the chunk's B and W
     sliced so that its loop counts from 0 (without that, numba's negative-index wraparound
     added 3-4 scalar instructions per step): same bits, one thread, paired medians over 9
-    calls, mnist 1.016×, wide 1.044×. (perf's sampling profile, float32, one thread: 89% of
-    mnist's time and 87% of wide's is in the product and Δ-update loops, which run at about 87
-    GFLOP/s, one core's GEMM rate (82-92 in the same session): little is left to gain there.)
+    calls, mnist 1.016×, wide 1.044×. (``python -m bench.hotloops``, float32: 88-90% of mnist's
+    time and 92-94% of wide's is in the product and Δ-update loops, which ran at 74-87 GFLOP/s
+    per core against 82-96 for GEMM on one core in the same session, and lost more than GEMM
+    to a second thread and to the machine's other load: what is left to gain is in them.)
     """
     R, TB = _BLOCK_SHAPES[np.dtype(str(W.dtype))][:2]
     block = R * TB
