@@ -470,10 +470,14 @@ def _product_block_overload(W, i0, B, n_k, out):
     forward product's k loop in chunks of 128 again (16 KiB of B per chunk), the chunk's B and W
     sliced so that its loop counts from 0 (without that, numba's negative-index wraparound
     added 3-4 scalar instructions per step): same bits, one thread, paired medians over 9
-    calls, mnist 1.016×, wide 1.044×. (``python -m bench.hotloops``, float32: 88-90% of mnist's
-    time and 92-94% of wide's is in the product and Δ-update loops, which ran at 74-87 GFLOP/s
-    per core against 82-96 for GEMM on one core in the same session, and lost more than GEMM
-    to a second thread and to the machine's other load: what is left to gain is in them.)
+    calls, mnist 1.016×, wide 1.044×. With Θ^(l) also stored in panels of 128 columns, so that
+    each chunk's weights are one contiguous stretch (same bits): the forward product's share of
+    a profile fell from 42.7% to 39.7% (mnist), but end to end, one thread, mnist 0.991-0.995×,
+    wide 1.0-1.07×; two threads, paired medians over 11 calls, mnist 1.012×, wide 1.041×.
+    (``python -m bench.hotloops``, float32: 88-90% of mnist's time and 92-94% of wide's is in
+    the product and Δ-update loops, which ran at 74-87 GFLOP/s per core against 82-96 for GEMM
+    on one core in the same session, and lost more than GEMM to a second thread and to the
+    machine's other load: what is left to gain is in them.)
     """
     R, TB = _BLOCK_SHAPES[np.dtype(str(W.dtype))][:2]
     block = R * TB
