@@ -3,12 +3,11 @@ command line and the README's tables. No timing is asserted anywhere."""
 
 import itertools
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
@@ -331,16 +330,11 @@ def test_hot_ranges_group_samples_closer_than_the_gap():
     ]
 
 
-def _perf_usable():
-    if not (sys.platform == "linux" and shutil.which("perf") and shutil.which("objdump")):
-        return False
-    paranoid = Path("/proc/sys/kernel/perf_event_paranoid")
-    return os.geteuid() == 0 or (paranoid.exists() and int(paranoid.read_text()) <= 1)
-
-
-@pytest.mark.skipif(not _perf_usable(), reason="needs perf (allowed to sample) and objdump")
+@pytest.mark.skipif(not hotloops.perf_available(), reason="needs perf, allowed to sample")
 def test_hotloops_finds_the_product_loops_of_a_call():
+    threads_before = numba.get_num_threads()
     result = hotloops.profile("digits", "float64", threads=1, seconds=0.5)
+    assert numba.get_num_threads() == threads_before
     assert result["calls"] > 0
     assert result["samples"] > 0
     assert result["jit_share"] > 0.5  # the call runs in numba's compiled code
