@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numba
 import numpy as np
 
 from . import _kernels, _threading
@@ -473,12 +474,15 @@ def _load_kernels(layer_sizes: tuple[int, ...], dtype: np.dtype) -> None:
     Runs the smallest and the largest kernel call an evaluation makes (one example, one full
     chunk of zeros), so that every entry point a later call takes is in this process and on
     disk. Other processes started afterwards then only read the cache: none compiles while
-    another writes it (the race of numba issue 4807).
+    another writes it (the race of numba issue 4807). The calls run with every thread numba
+    may use, as a new process does: under the caller's own count (``fastbp.threads(1)``, say)
+    they would take the serial entry point only and leave the parallel one for the workers.
     """
     theta = np.zeros(n_params(layer_sizes), dtype)
-    for m in (1, chunk_rows(layer_sizes, dtype)):
-        X = np.zeros((m, layer_sizes[0]), dtype)
-        _sums(theta, _Examples(X, np.zeros(m, np.int64), None, layer_sizes), want_grad=True)
+    with _threading.threads(numba.config.NUMBA_NUM_THREADS):  # type: ignore[attr-defined]
+        for m in (1, chunk_rows(layer_sizes, dtype)):
+            X = np.zeros((m, layer_sizes[0]), dtype)
+            _sums(theta, _Examples(X, np.zeros(m, np.int64), None, layer_sizes), want_grad=True)
 
 
 def _normalize(
