@@ -56,7 +56,9 @@ from numba.extending import intrinsic, overload
 # 1.0-1.03×; two threads wide 1.11× (f64) and 1.03× (f32), mnist 1.05× (f64) and 0.98× (f32),
 # ex4 f32 0.97×: 32 stays. 16 for float64 when they exceed it (wide, mnist): wide 0.95×, mnist
 # 0.96×, but the tile size then varies at run time and deep, ex4 and digits ran 1.03-1.06×
-# slower, so 32 for all.
+# slower, so 32 for all. Once more with the transposed copies and transposes in registers
+# (float32, paired medians over 9 calls): one thread mnist 1.024×, wide 1.007×, deep 0.976×,
+# ex4 1.031×; two threads mnist 1.009×, wide 0.965× (quartiles 0.93-1.03).
 TILE = 32
 MIN_BLOCK_EXAMPLES = 128  # a parallel block holds at least this many examples
 MAX_BLOCKS = 16
