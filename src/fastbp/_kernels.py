@@ -58,7 +58,9 @@ from numba.extending import intrinsic, overload
 # 0.96×, but the tile size then varies at run time and deep, ex4 and digits ran 1.03-1.06×
 # slower, so 32 for all. Once more with the transposed copies and transposes in registers
 # (float32, paired medians over 9 calls): one thread mnist 1.024×, wide 1.007×, deep 0.976×,
-# ex4 1.031×; two threads mnist 1.009×, wide 0.965× (quartiles 0.93-1.03).
+# ex4 1.031×; two threads mnist 1.009×, wide 0.965× (quartiles 0.93-1.03). On a Zen 4 VM with
+# 1 MiB of L2 (AVX2 only), float32, two threads, paired medians over 21 calls: mnist 1.011×,
+# wide 1.036×, deep 1.003×, ex4 0.997×.
 TILE = 32
 MIN_BLOCK_EXAMPLES = 128  # a parallel block holds at least this many examples
 MAX_BLOCKS = 16
@@ -97,6 +99,11 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 # deep 0.96×, ex4 0.94-0.97×, digits 0.94×; two threads mnist 0.92×, wide 0.96×, deep 0.97×,
 # ex4 and digits 0.98-0.99×. 4×24 with columns padded to 24 instead: deep (101 → 120 columns)
 # 1.09× slower. A float32 3×32 product block, the float64 3×16's register count: 1.4-1.7× slower.
+# On a Zen 4 VM with 1 MiB of L2 (AVX2 only), float32, two threads, same bits, paired medians
+# over 21-31 calls: 6×16 product blocks wide 0.964×, mnist 1.0×, deep 1.024×, ex4 1.068×,
+# digits 1.062× (a shape per layer width would buy wide's 3.5% with a second set of block
+# variants in every cold compile); 4×16 mnist 1.041×, wide 1.020×, deep 1.099×; Δ-update blocks
+# of 6×16 wide 1.016×, mnist 1.034×, of 3×32 (rows padded to 1) wide 1.37×, mnist 1.41×.
 # float64 rows are not padded beyond R = 3 (RP = 1; they were padded to multiples of 3, so ex4's
 # 25 hidden units took 27 rows): one thread, same process, same bits, ex4 0.89-0.97× the time,
 # digits and deep 0.99×; two threads ex4 0.93-0.97×. It costs four more block variants (two since
@@ -752,7 +759,12 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
         # is most of the time spent reading X: without it, one thread, ex4 float32 ran in 0.885×
         # the time (X, 8 MB, read at about 20 GB/s), digits 0.96×, mnist 0.93-0.96×. Software
         # prefetches of the next tile's rows, spread over the first layer's row blocks, did not
-        # shorten it: ex4, mnist (m = 20000) and digits 1.0-1.02× the time, one thread.
+        # shorten it: ex4, mnist (m = 20000) and digits 1.0-1.02× the time, one thread. Again on
+        # a Zen 4 VM with 1 MiB of L2, float32 mnist, where a profile puts 3.7% of the time on
+        # this copy's loads (each line a miss): spread over the first layer's row blocks, two
+        # threads 1.001-1.016× (prefetcht0, t1, nta), one thread 0.99×; spread over its Δ-update
+        # panels, just before the copy, the copy's share fell to 2.7% but end to end one thread
+        # 0.997×, two threads mnist 1.009×, wide 1.006× (paired medians over 15-21 calls).
         for t in range(TILE):
             x_t = xrows[t, 1 : 1 + sizes[0]]
             if t < n:
