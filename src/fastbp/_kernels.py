@@ -75,9 +75,11 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all per-block Δ copies together stay unde
 #           one before it when R does not divide the rows;
 #   PANELS  1: each block's padded Δ is stored panel by panel, every C-column panel (and the last
 #           CL-column ones) contiguous, rows × columns within it; 0: row-major like Θ.
-# Measured on this project's machine (AMD EPYC Zen 3, AVX2, 16 ymm registers) with SLP
-# vectorization on, GFLOP/s per core of a 512 × 512 layer (throw-away sweeps, other processes
-# running):
+# Figures in this file that name no machine come from earlier stops, on an AMD EPYC Zen 3 VM
+# (2 cores, AVX2, 16 ymm registers, 512 KiB of L2 per core, where their bench runs record a
+# CPU); later ones name theirs (a Zen 4 VM with 1 MiB of L2 and AVX2 only). On that Zen 3, with
+# SLP vectorization on, GFLOP/s per core of a 512 × 512 layer (throw-away sweeps, other
+# processes running):
 #   forward / δ products, rows × examples: float64 3×16 = 31.6 (2×32: 18.7, 4×16: 24.9, 1×32: 20.7);
 #                                           float32 2×32 = 58.4 (3×16: 43.4, 4×16: 35.0).
 #   Δ update, rows × columns:               float64 3×16 = 33.9 (4×8: 36.7 but rows padded to 12);
