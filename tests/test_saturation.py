@@ -8,6 +8,8 @@ import pytest
 
 import fastbp
 
+import reference
+
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("K", [1, 300])
@@ -58,3 +60,21 @@ def test_nearly_saturated_output_keeps_its_digits_in_float32(kernel, z, label):
     assert math.isclose(J64, exact, rel_tol=1e-14)
     assert abs(J32 - J64) <= 1e-4 * abs(J64)
     assert np.max(np.abs(g32 - g64)) <= 1e-4 * np.max(np.abs(g64))
+
+
+@pytest.mark.parametrize(("z", "label"), [(13.0, 1), (-13.0, 0), (30.0, 1), (-30.0, 0)])
+def test_reference_keeps_a_nearly_saturated_outputs_digits(z, label):
+    """tests/reference.py against the exact cost and gradient where the output is right.
+
+    J = log(1 + e^(−|z|)) is tiny there, and softplus(z) − y z and a − y cancel: written that
+    way, the reference was 2.6e-10 off at z = 13 with y = 1 (a hypothesis example of
+    test_matches_reference, where fastbp was within 1.4e-15 of the exact value).
+    """
+    sizes = (2, 1)
+    X = np.array([[1.0, 0.5]])
+    theta = np.array([z, 0.0, 0.0])  # z for the one example
+    J, g = reference.cost_and_grad(theta, X, np.array([label]), sizes)
+    assert math.isclose(J, math.log1p(math.exp(-abs(z))), rel_tol=1e-15)
+    delta = (-1.0) ** label / (1.0 + math.exp(abs(z)))  # a − y = −g(−z) or g(z)
+    expected = delta * np.array([1.0, 1.0, 0.5])  # D^(1) = δ [1; x]ᵀ
+    np.testing.assert_allclose(g, expected, rtol=1e-15, atol=0)
