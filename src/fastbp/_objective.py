@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numba
 import numpy as np
 
 from . import _kernels, _threading
@@ -479,7 +478,7 @@ def _load_kernels(layer_sizes: tuple[int, ...], dtype: np.dtype) -> None:
     they would take the serial entry point only and leave the parallel one for the workers.
     """
     theta = np.zeros(n_params(layer_sizes), dtype)
-    with _threading.threads(numba.config.NUMBA_NUM_THREADS):  # type: ignore[attr-defined]
+    with _threading.threads(_threading.most_threads()):
         for m in (1, chunk_rows(layer_sizes, dtype)):
             X = np.zeros((m, layer_sizes[0]), dtype)
             _sums(theta, _Examples(X, np.zeros(m, np.int64), None, layer_sizes), want_grad=True)

@@ -120,10 +120,15 @@ def launching() -> Iterator[None]:
         yield
 
 
+def most_threads() -> int:
+    """The most threads numba may run in this process (NUMBA_NUM_THREADS), as a new one does."""
+    return int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+
+
 def _check_thread_count(n: Any) -> int:
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"threads must be a positive integer, got {n!r}")
-    most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    most = most_threads()
     if not 1 <= n <= most:
         raise ValueError(f"threads must be between 1 and {most} (NUMBA_NUM_THREADS), got {n}")
     return n
