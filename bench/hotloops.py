@@ -59,10 +59,10 @@ def _executable_anonymous_maps() -> list[tuple[int, int]]:
     return maps
 
 
-def hot_ranges(offsets: dict[int, int], gap: int = GAP) -> list[tuple[int, int, int]]:
+def hot_ranges(samples: dict[int, int], gap: int = GAP) -> list[tuple[int, int, int]]:
     """Samples per address grouped into (first, last, samples) ranges, most samples first."""
     ranges: list[list[int]] = []
-    for address, count in sorted(offsets.items()):
+    for address, count in sorted(samples.items()):
         if ranges and address - ranges[-1][1] < gap:
             ranges[-1][1] = address
             ranges[-1][2] += count
