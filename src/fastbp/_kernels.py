@@ -775,6 +775,12 @@ def _tiled_block(b, n_blocks, padded, offsets, sizes, layout, X, labels, Y, Delt
         # threads 1.001-1.016× (prefetcht0, t1, nta), one thread 0.99×; spread over its Δ-update
         # panels, just before the copy, the copy's share fell to 2.7% but end to end one thread
         # 0.997×, two threads mnist 1.009×, wide 1.006× (paired medians over 15-21 calls).
+        # On the Zen 4, reading X's rows in place with no copy at all (the transposes and the
+        # first Δ update reading X itself; a timing-only emulation, the bias column left out)
+        # gained little for what it would cost, an Objective holding a second copy of X as
+        # [1; x] rows: one thread ex4 float32 0.958×, mnist 1.008×; two threads ex4 float64
+        # 0.995×, digits 0.987× (paired medians over 15-21 calls). The misses move to the
+        # transposes: the time is in reading X, not in copying it.
         for t in range(TILE):
             x_t = xrows[t, 1 : 1 + sizes[0]]
             if t < n:
