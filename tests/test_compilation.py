@@ -9,7 +9,7 @@ import numba
 import pytest
 from numba.core.compiler_lock import global_compiler_lock
 
-from fastbp import _kernels
+from fastbp.kernels import compile
 
 USER_FUNCTION = textwrap.dedent(
     """
@@ -50,11 +50,11 @@ def test_user_code_compiles_as_without_fastbp(tmp_path):
     after_fastbp = run(
         """
         import fastbp
-        from fastbp import _kernels
+        from fastbp.kernels import compile
         rng = np.random.default_rng(0)
         X, y = rng.random((40, 3)), rng.integers(0, 2, 40)
         fastbp.cost_and_grad(rng.normal(size=fastbp.n_params((3, 4, 2))), X, y, (3, 4, 2))
-        assert (np.dtype(np.float64), "tiled", False) in _kernels._compiled
+        assert (np.dtype(np.float64), "tiled", False) in compile._compiled
         print(user_ir())
         """,
         tmp_path / "fastbp",  # an empty cache: fastbp's kernels really compile in this process
@@ -65,19 +65,19 @@ def test_user_code_compiles_as_without_fastbp(tmp_path):
 
 def test_slp_switch_holds_the_compiler_lock_and_is_restored():
     before = numba.config.SLP_VECTORIZE
-    with _kernels._slp_vectorization():
+    with compile.slp_vectorization():
         assert global_compiler_lock.is_locked()
         assert numba.config.SLP_VECTORIZE == 1
     assert numba.config.SLP_VECTORIZE == before
-    with pytest.raises(RuntimeError), _kernels._slp_vectorization():
+    with pytest.raises(RuntimeError), compile.slp_vectorization():
         raise RuntimeError("a failed compilation")
     assert numba.config.SLP_VECTORIZE == before
 
 
 def test_without_the_slp_setting_nothing_is_switched(monkeypatch):
     """Where a numba version lacks the internal switch, fastbp compiles without it (slower)."""
-    monkeypatch.setattr(_kernels, "slp_available", lambda: False)
+    monkeypatch.setattr(compile, "slp_available", lambda: False)
     before = numba.config.SLP_VECTORIZE
-    with _kernels._slp_vectorization():
+    with compile.slp_vectorization():
         assert global_compiler_lock.is_locked()
         assert numba.config.SLP_VECTORIZE == before

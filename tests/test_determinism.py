@@ -1,11 +1,14 @@
-"""Bitwise-identical results whatever the thread count (DESIGN.md, "Parallel, deterministic")."""
+"""Bitwise-identical results whatever the thread count (docs/design.md, "Parallel, deterministic
+accumulation")."""
 
 import numba
 import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _kernels
+from fastbp import kernels
+from fastbp._layout import PADDED
+from fastbp.kernels import tiled
 
 
 def with_threads(n, f):
@@ -22,10 +25,10 @@ def with_threads(n, f):
 def test_one_thread_and_all_threads_are_bitwise_equal(dtype, sizes, m, rng):
     assert numba.config.NUMBA_NUM_THREADS >= 2
     P = fastbp.n_params(sizes)
-    n_blocks = _kernels.block_count(m, sizes, dtype)
+    n_blocks = kernels.block_count(m, sizes, dtype)
     assert n_blocks > 1
-    assert m % _kernels.TILE != 0  # a partial last tile
-    assert (m + _kernels.TILE - 1) // _kernels.TILE % n_blocks != 0  # blocks of unequal size
+    assert m % kernels.TILE != 0  # a partial last tile
+    assert (m + kernels.TILE - 1) // kernels.TILE % n_blocks != 0  # blocks of unequal size
     theta = rng.normal(size=P).astype(dtype)
     X = rng.uniform(-1, 1, (m, sizes[0])).astype(dtype)
     y = rng.integers(0, max(2, sizes[-1]), m) if sizes[-1] > 1 else rng.integers(0, 2, m)
@@ -40,43 +43,40 @@ def test_one_thread_and_all_threads_are_bitwise_equal(dtype, sizes, m, rng):
 
 def test_block_count_depends_on_size_and_dtype_only():
     ex4, wide = (400, 25, 10), (784, 512, 512, 10)
-    assert _kernels.block_count(100, ex4, np.float64) == 1  # serial below 2 × 128 examples
-    assert _kernels.block_count(255, ex4, np.float64) == 1
-    assert _kernels.block_count(256, ex4, np.float64) == 2
-    assert _kernels.block_count(5000, ex4, np.float64) == 16
+    assert kernels.block_count(100, ex4, np.float64) == 1  # serial below 2 × 128 examples
+    assert kernels.block_count(255, ex4, np.float64) == 1
+    assert kernels.block_count(256, ex4, np.float64) == 2
+    assert kernels.block_count(5000, ex4, np.float64) == 16
     # Powers of two only: 1797 examples could make 14 blocks of 128, they make 8.
-    assert _kernels.block_count(1797, ex4, np.float64) == 8
-    assert _kernels.block_count(1023, ex4, np.float64) == 4
+    assert kernels.block_count(1797, ex4, np.float64) == 8
+    assert kernels.block_count(1023, ex4, np.float64) == 4
     # Memory-bound: all padded per-block Δ copies within 32 MiB.
-    padded = _kernels.padded_layout(wide, np.float64)
-    delta_bytes = int((padded[:, 0] * padded[:, 1]).sum()) * 8
+    delta_bytes = int(kernels.padded_table(wide, np.dtype(np.float64))[-1, PADDED]) * 8
     assert delta_bytes >= fastbp.n_params(wide) * 8
-    fitting = _kernels.MAX_BLOCK_DELTA_BYTES // delta_bytes
+    fitting = tiled.MAX_BLOCK_DELTA_BYTES // delta_bytes
     expected = 1 << (fitting.bit_length() - 1)  # the largest power of two that fits
     assert expected <= fitting < 2 * expected
-    assert _kernels.block_count(10**6, wide, np.float64) == expected
-    assert 1 < expected < _kernels.block_count(10**6, wide, np.float32)
-    assert _kernels.block_count(10**6, (10**4, 10**3, 10), np.float64) == 1
+    assert kernels.block_count(10**6, wide, np.float64) == expected
+    assert 1 < expected < kernels.block_count(10**6, wide, np.float32)
+    assert kernels.block_count(10**6, (10**4, 10**3, 10), np.float64) == 1
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_serial_twin_of_the_parallel_kernel_is_bitwise_equal(dtype, rng):
     """The serial entry runs the same blocks: a fallback to it never changes a bit."""
-    from fastbp._objective import _padded_layout
-
     sizes = (9, 7, 3)
     m = 3001
     theta = rng.normal(size=fastbp.n_params(sizes)).astype(dtype)
     X = rng.uniform(-1, 1, (m, 9)).astype(dtype)
     labels = rng.integers(0, 3, m)
-    layout = _padded_layout(sizes, np.dtype(dtype))
-    n_blocks = _kernels.block_count(m, sizes, dtype)
+    table = kernels.padded_table(sizes, np.dtype(dtype))
+    n_blocks = kernels.block_count(m, sizes, dtype)
     assert n_blocks > 1
     results = []
     for parallel in (False, True):
         grad = np.empty(theta.size, dtype)
-        args = (theta, np.array(sizes), layout, X, labels, np.zeros((0, 3), dtype), grad)
-        sums = _kernels.kernel(dtype, parallel)(*args, np.zeros((0, 3), dtype), n_blocks, m, 0.3)
+        args = (theta, table, X, labels, np.zeros((0, 3), dtype), grad, np.zeros((0, 3), dtype))
+        sums = kernels.kernel(dtype, parallel)(*args, n_blocks, m, 0.3)
         results.append((sums, grad))
     assert results[0][0] == results[1][0]
     assert results[0][1].tobytes() == results[1][1].tobytes()

@@ -3,17 +3,16 @@ course's published weights."""
 
 import math
 
-import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastbp
-from fastbp import _kernels, _objective
+from fastbp import kernels
 
 import reference
-from strategies import Problem, large_problems, problems
+from strategies import large_problems, problems
 
 TOL = {np.float64: 1e-12, np.float32: 1e-4}
 
@@ -39,7 +38,7 @@ def test_matches_reference(problem, dtype):
 @given(problem=large_problems())
 def test_matches_reference_over_several_blocks(problem, dtype):
     m = problem.X.shape[0]
-    n_blocks = _kernels.block_count(m, problem.layer_sizes, dtype)
+    n_blocks = kernels.block_count(m, problem.layer_sizes, dtype)
     assert n_blocks > 1  # the parallel kernel runs
     assert_matches_reference(problem, dtype)
 
@@ -56,61 +55,6 @@ def test_block_and_tile_boundaries(m, rng):
     J_ref, g_ref = reference.cost_and_grad(theta, X, y, sizes, 0.7)
     assert abs(J - J_ref) / J_ref <= 1e-12
     assert reference.max_rel(g, g_ref) <= 1e-12
-
-
-def test_register_block_shapes_fit_together():
-    """Padded rows are a multiple of RP and at least R, columns a multiple of CL: every block
-    that ends a loop fits, a product's last block of R rows stays within the layer, and the
-    columns past the last whole C-panel are whole CL-panels."""
-    for dtype, (R, TB, RD, C, CL, RP, PANELS) in _kernels._BLOCK_SHAPES.items():
-        assert PANELS in (0, 1)
-        assert _kernels.TILE % TB == 0
-        assert RD % RP == 0
-        assert C % CL == 0
-        for sizes in [(2, 1), (1, 1, 1), (3, 2, 1), (30, 7, 4)]:
-            rows, cols = _kernels.padded_layout(sizes, dtype).T
-            assert np.all(rows >= R)
-            assert np.all(rows % RP == 0)
-            assert np.all(cols % CL == 0)
-            assert np.all(cols[1:] > rows[:-1])  # the bias and every padded unit below
-
-
-@pytest.mark.parametrize(("dtype", "sizes"), [(np.float64, (20, 38, 5)), (np.float32, (31, 38, 5))])
-def test_register_block_remainders(dtype, sizes, rng):
-    """Padded sizes that leave remainders: rows past the last full Δ block and, where R does
-    not divide them, a product's last block that overlaps the one before (float64), and Δs
-    that end in every possible number of narrower CL-column panels after whole C-column ones
-    (float64: one of 8 after panels of 16; float32: one or two of 8 after panels of 24)."""
-    (rows_1, cols_1), (rows_2, cols_2) = _kernels.padded_layout(sizes, dtype)
-    R, _, RD, C, CL, RP, _ = _kernels._BLOCK_SHAPES[np.dtype(dtype)]
-    assert rows_1 % RD
-    assert rows_2 % RD
-    if RP != R:
-        assert rows_1 % R
-        assert rows_2 % R
-    assert cols_1 >= C
-    assert {cols_1 % C // CL, cols_2 % C // CL} == set(range(1, C // CL))
-    theta = rng.normal(scale=0.5, size=fastbp.n_params(sizes))
-    X = rng.uniform(-1, 1, (100, sizes[0]))
-    y = rng.integers(0, 4, 100)
-    assert_matches_reference(Problem(theta, X, y, sizes, 0.7), dtype)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("sizes", [(2, 1), (5, 3), (3, 2, 1), (1, 1, 1), (4, 2, 2, 3)])
-def test_tiled_kernel_on_layers_smaller_than_a_product_block(sizes, dtype, rng):
-    """Layers with fewer units than a product block's R rows (padded up to R, their extra rows
-    computed from zero weights), one-layer networks and single outputs, through the tiled
-    kernel ("auto" would run these small problems through the literal loop)."""
-    m = 70
-    theta = rng.normal(scale=0.8, size=fastbp.n_params(sizes))
-    X = rng.uniform(-1, 1, (m, sizes[0]))
-    y = rng.integers(0, 2 if sizes[-1] == 1 else sizes[-1], m)
-    p = Problem(theta, X, y, sizes, 0.7).astype(dtype)
-    J, g = fastbp.Objective(p.X, p.y, sizes, 0.7, dtype=dtype, kernel="tiled")(p.theta)
-    J_ref, g_ref = reference.cost_and_grad(*p.args())
-    assert abs(J - J_ref) / abs(J_ref) <= TOL[dtype]
-    assert reference.max_rel(g, g_ref) <= TOL[dtype]
 
 
 def test_cost_matches_plain_log_formula(rng):
@@ -226,15 +170,13 @@ def test_ex4_weights_regularization_term(shared_data, rng):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("m", [7, 3000])
 def test_forward_pass_matches_reference(dtype, m, rng):
-    from fastbp._objective import predict_proba
-
     sizes = (5, 4, 6, 3)
     theta = rng.normal(size=fastbp.n_params(sizes)).astype(dtype)
     X = rng.uniform(-1, 1, (m, 5)).astype(dtype)
     a = X.astype(np.float64)
     for Theta in reference.split(theta, sizes):
         a = reference.sigmoid(np.hstack([np.ones((m, 1)), a]) @ Theta.T)
-    proba = predict_proba(theta, X, sizes)
+    proba = fastbp.predict_proba(theta, X, sizes)
     assert proba.dtype == dtype
     assert proba.shape == (m, 3)
     assert reference.max_rel(proba, a) <= TOL[dtype]
@@ -269,36 +211,6 @@ def test_literal_kernel_over_many_examples(rng):
     assert reference.max_rel(g_lit, g) <= 1e-12
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_auto_runs_the_literal_loop_on_toy_problems_only(dtype, rng, monkeypatch):
-    """kernel="auto" (the default) runs the literal kernel up to m × P = LITERAL_MAX_WORK and
-    the tiled kernel above, with bitwise that kernel's result, from every entry point."""
-    ran = []
-    compiled = _kernels.kernel
-
-    def kernel(dtype, parallel, which="tiled"):
-        ran.append((which,))
-        return compiled(dtype, parallel, which)
-
-    monkeypatch.setattr(_kernels, "kernel", kernel)
-    sizes = (2, 4, 1)
-    P = fastbp.n_params(sizes)
-    largest = _objective.LITERAL_MAX_WORK // P
-    theta = rng.normal(size=P).astype(dtype)
-    for m, expected in [(1, "literal"), (largest, "literal"), (largest + 1, "tiled")]:
-        X = rng.uniform(-1, 1, (m, 2)).astype(dtype)
-        y = rng.integers(0, 2, m)
-        J, g = fastbp.Objective(X, y, sizes, 0.5, dtype=dtype, kernel=expected)(theta)
-        ran.clear()
-        J_auto, g_auto = fastbp.Objective(X, y, sizes, 0.5, dtype=dtype)(theta)
-        assert ran == [(expected,)], (m, ran)
-        assert J_auto == J, m
-        assert np.array_equal(g_auto, g), m
-        assert fastbp.cost_and_grad(theta, X, y, sizes, 0.5)[0] == J
-        fastbp.predict_proba(theta, X, sizes)
-        assert ran[1:] == [(expected,)] * 2, (m, ran)
-
-
 def test_objective_options_are_checked(rng):
     X, y = rng.uniform(size=(5, 2)), np.array([0, 1, 0, 1, 1])
     with pytest.raises(ValueError, match="kernel"):
@@ -309,75 +221,3 @@ def test_objective_options_are_checked(rng):
         fastbp.Objective(X, y, (2, 1), threads="2")
     obj = fastbp.Objective(X, y, (2, 1), threads=1, kernel="literal")
     assert (obj.threads, obj.kernel) == (1, "literal")
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_kernel_log1p_is_within_two_ulps(dtype, rng):
-    """The kernels' vectorizable log1p (the cost's log term) against an extended-precision
-    log1p, over every q it can meet: 0, the smallest normal numbers, and up to 2^64."""
-
-    @numba.njit(error_model="numpy", fastmath={"contract"})
-    def log1p_all(q, out):
-        for i in range(q.shape[0]):
-            out[i] = _kernels._log1p(q[i])
-
-    tiny = np.finfo(dtype).tiny
-    special = [0.0, tiny, 1e-30, 1e-17, 1e-8, 1e-3, 0.1, 2**0.5 - 1, 0.5, 1.0, 3.0, 1e10, 2.0**64]
-    q = np.concatenate(
-        [special, 10 ** rng.uniform(-30, 19, 20000), rng.uniform(0, 2, 20000)]
-    ).astype(dtype)
-    out = np.empty_like(q)
-    log1p_all(q, out)
-    exact = np.log1p(q.astype(np.longdouble))
-    error = np.abs(out - exact) / np.maximum(exact, np.longdouble(tiny))
-    assert out[0] == 0
-    assert error.max() <= 2 * np.finfo(dtype).eps
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_transpose_block_moves_every_element(dtype, rng):
-    """The kernels' in-register V × V transpose, at offsets inside larger arrays and views with
-    a row stride of their own: exactly the block transposed, nothing else written."""
-
-    @numba.njit
-    def transpose(src, s0, s1, dst, d0, d1):
-        _kernels._transpose_block(src, s0, s1, dst, d0, d1)
-
-    V = _kernels.TRANSPOSE_BYTES // np.dtype(dtype).itemsize
-    source = rng.normal(size=(3, 19, 23)).astype(dtype)
-    for s0, s1, d0, d1 in [(0, 0, 0, 0), (5, 3, 2, 7), (18 - V, 21 - V, 11 - V, 16 - V)]:
-        target = np.full((2, 11, 17), np.nan, dtype)
-        transpose(source[1, 1:, 2:], s0, s1, target[1, :, 1:], d0, d1)
-        expected = np.full_like(target, np.nan)
-        block = source[1, 1 + s0 : 1 + s0 + V, 2 + s1 : 2 + s1 + V]
-        expected[1, d0 : d0 + V, 1 + d1 : 1 + d1 + V] = block.T
-        np.testing.assert_array_equal(target, expected)
-        transpose(source[2], s0, s1, target[0], d0, d1)  # C-contiguous views
-        expected[0, d0 : d0 + V, d1 : d1 + V] = source[2, s0 : s0 + V, s1 : s1 + V].T
-        np.testing.assert_array_equal(target, expected)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_padded_weights_and_their_transposed_copies(dtype, rng):
-    """``_pad_weights``: each Θ^(l) zero-padded to its layout, then Θ^(l)ᵀ of the hidden layers
-    padded alike; finiteness reported over all of θ."""
-    sizes = (7, 5, 9, 3)
-    theta = rng.normal(size=fastbp.n_params(sizes)).astype(dtype)
-    layout = _kernels.padded_layout(sizes, dtype)
-    padded, offsets, finite = _kernels._pad_weights(theta, np.array(sizes), layout)
-    assert finite
-    n_layers = len(sizes) - 1
-    assert offsets.shape == (2 * n_layers,)
-    assert padded.shape == (offsets[-1],)
-    for l, weights in enumerate(fastbp.unpack(theta, sizes)):
-        rows, cols = layout[l]
-        expected = np.zeros((rows, cols), dtype)
-        expected[: weights.shape[0], : weights.shape[1]] = weights
-        W = padded[offsets[l] : offsets[l + 1]].reshape(rows, cols)
-        np.testing.assert_array_equal(W, expected)
-        if l > 0:
-            start = offsets[n_layers + l - 1]
-            WT = padded[start : offsets[n_layers + l]].reshape(cols, rows)
-            np.testing.assert_array_equal(WT, expected.T)
-    theta[11] = np.inf
-    assert not _kernels._pad_weights(theta, np.array(sizes), layout)[2]

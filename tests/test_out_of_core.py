@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _objective
-from fastbp._objective import predict_proba
+from fastbp import _inputs, predict_proba
 
 import reference
 
@@ -127,7 +126,7 @@ def test_gradient_of_a_1_gib_memmap_in_bounded_memory(tmp_path):
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of a few hundred rows, so that small data spans many chunks."""
-    monkeypatch.setattr(_objective, "CHUNK_BYTES", 64 * 2**10)
+    monkeypatch.setattr(_inputs, "CHUNK_BYTES", 64 * 2**10)
 
 
 def peak_numpy_bytes(f):
@@ -160,7 +159,7 @@ def test_no_temporary_grows_with_m(targets, tmp_path, rng):
         y = rng.uniform(size=(m, 3)).astype(np.float32)
     y = save(tmp_path / "y.npy", y)
     theta = rng.normal(size=fastbp.n_params(sizes))
-    bound = 8 * _objective.CHUNK_BYTES  # 512 KiB
+    bound = 8 * _inputs.CHUNK_BYTES  # 512 KiB
     calls = {
         "cost_and_grad": lambda: fastbp.cost_and_grad(theta, X, y, sizes, 1.0),
         "Fortran X": lambda: fastbp.cost_and_grad(theta, X_fortran, y, sizes, 1.0),
@@ -181,7 +180,7 @@ def test_data_stored_alike_gives_the_same_bits_in_memory_and_in_a_file(dtype, tm
     """Data in the kernels' layout goes to them in one call; anything else runs chunk by chunk.
     Either way, a file and memory holding the same arrays give bitwise the same result."""
     m, sizes = 5000, (7, 6, 4)
-    assert _objective.chunk_rows(sizes, dtype) < m  # several chunks and a partial last one
+    assert _inputs.chunk_rows(sizes, dtype) < m  # several chunks and a partial last one
     X = rng.uniform(-1, 1, (m, 7)).astype(dtype)
     y = rng.integers(0, 4, m)
     theta = rng.normal(size=fastbp.n_params(sizes)).astype(dtype)
@@ -224,13 +223,13 @@ def test_data_stored_alike_gives_the_same_bits_in_memory_and_in_a_file(dtype, tm
 def test_float32_memmap_feeds_the_float64_kernels_chunk_by_chunk(tmp_path, rng):
     """A float32 file with float64 θ: each chunk is widened exactly, then summed in chunk order."""
     m, sizes = 3000, (5, 4, 2)
-    assert _objective.chunk_rows(sizes, np.float64) < m
+    assert _inputs.chunk_rows(sizes, np.float64) < m
     X32 = rng.uniform(-1, 1, (m, 5)).astype(np.float32)
     y = rng.integers(0, 2, m)
     theta = rng.normal(size=fastbp.n_params(sizes))
     J, grad = fastbp.cost_and_grad(theta, save(tmp_path / "X.npy", X32), y, sizes)
     assert grad.dtype == np.float64
-    rows = _objective.chunk_rows(sizes, np.float64)
+    rows = _inputs.chunk_rows(sizes, np.float64)
     chunks = [
         fastbp.partial_sums(theta, X32[a : a + rows].astype(np.float64), y[a : a + rows], sizes)
         for a in range(0, m, rows)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _objective
+from fastbp import _inputs
 
 import reference
 
@@ -69,8 +69,8 @@ def test_slices_combine_in_the_given_order(rng):
 def test_data_to_convert_runs_as_the_ordered_sum_of_chunk_partial_sums(monkeypatch, rng):
     """float32 X with float64 θ is converted in chunks of 256 rows: the objective is then the
     ordered sum of the chunks' partial sums; data in the kernels' layout runs in one call."""
-    monkeypatch.setattr(_objective, "CHUNK_BYTES", 256 * (6 + 3) * 8)
-    assert _objective.chunk_rows((6, 5, 3), np.float64) == 256
+    monkeypatch.setattr(_inputs, "CHUNK_BYTES", 256 * (6 + 3) * 8)
+    assert _inputs.chunk_rows((6, 5, 3), np.float64) == 256
     theta, X, y, sizes = problem(rng)
     X32 = X.astype(np.float32)
     starts = range(0, 3001, 256)

@@ -7,7 +7,7 @@ import pytest
 from scipy.optimize import OptimizeResult
 
 import fastbp
-from fastbp import _workflow
+from fastbp import _gradcheck
 
 import reference
 
@@ -196,13 +196,13 @@ def test_check_gradient_on_data(rng):
 
 def test_check_gradient_catches_a_wrong_gradient(monkeypatch):
     """Break the gradient on purpose: the check must see it."""
-    evaluate = _workflow._evaluate
+    evaluate = _gradcheck.evaluate
 
     def wrong_by_one_percent(theta, data, lam, want_grad):
         J, grad = evaluate(theta, data, lam, want_grad)
         return J, grad * 1.01
 
-    monkeypatch.setattr(_workflow, "_evaluate", wrong_by_one_percent)
+    monkeypatch.setattr(_gradcheck, "evaluate", wrong_by_one_percent)
     assert fastbp.check_gradient().relative_difference > 1e-3
 
 

@@ -2,28 +2,19 @@
 
 The textbook backpropagation loop, one example at a time, compiled with Numba over a flat weight
 vector; a drop-in objective for ``scipy.optimize.minimize(..., jac=True)``. The math contract is
-in ``DESIGN.md``: ``J`` is the regularized cross-entropy, the gradient is exact.
+docs/design.md: ``J`` is the regularized cross-entropy, the gradient is exact.
 """
 
 import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from ._gradcheck import GradientCheck, check_gradient, numerical_gradient
 from ._io import load, save
 from ._layout import n_params, pack, unpack
 from ._objective import Objective, combine, cost, cost_and_grad, partial_sums, predict_proba
 from ._threading import threading_info, threads
-from ._workflow import (
-    FitResult,
-    GradientCheck,
-    check_gradient,
-    fit,
-    init_weights,
-    numerical_gradient,
-    predict,
-    sigmoid,
-    sigmoid_gradient,
-)
+from ._workflow import FitResult, fit, init_weights, predict, sigmoid, sigmoid_gradient
 
 try:
     __version__ = version("fastbp")

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ._layout import layer_sizes_of, pack, unpack, validate_layer_sizes
-from ._objective import _check_lam, _prepare_theta
-from ._workflow import FitResult, _encode_labels
+from ._inputs import check_lam, encode_labels, prepare_theta
+from ._layout import check_chain, layer_sizes_of, pack, unpack, validate_layer_sizes
+from ._workflow import FitResult
 
 __all__ = ["load", "save"]
 
@@ -98,7 +98,7 @@ def save(path: str | os.PathLike[str], model: FitResult | Mapping[str, Any]) -> 
         raise TypeError(f"model must be a FitResult or a mapping, got {type(model).__name__}")
     sizes = validate_layer_sizes(fields["layer_sizes"])
     arrays: dict[str, np.ndarray] = {
-        "theta": _prepare_theta(fields["theta"], sizes, None),
+        "theta": prepare_theta(fields["theta"], sizes, None),
         "layer_sizes": np.array(sizes, dtype=np.int64),
     }
     if fields["classes"] is not None:
@@ -107,7 +107,7 @@ def save(path: str | os.PathLike[str], model: FitResult | Mapping[str, Any]) -> 
             raise TypeError("classes must be numbers or strings, not Python objects")
         arrays["classes"] = classes
     if fields["lam"] is not None:
-        arrays["lam"] = np.array(_check_lam(fields["lam"]))
+        arrays["lam"] = np.array(check_lam(fields["lam"]))
     with path.open("wb") as file:
         np.savez(file, allow_pickle=False, **arrays)
     return path
@@ -120,13 +120,7 @@ def _weights(thetas: list[np.ndarray], names: list[str]) -> dict[str, Any]:
             raise ValueError(
                 f"{name} must be a real matrix, got {matrix.dtype} of shape {matrix.shape}"
             )
-    for i in range(1, len(thetas)):
-        rows = thetas[i - 1].shape[0]
-        if thetas[i].shape[1] != rows + 1:
-            raise ValueError(
-                f"{names[i]} has shape {thetas[i].shape}, but {names[i - 1]} has {rows} rows, "
-                f"so {names[i]} needs {rows + 1} columns (bias first)"
-            )
+    check_chain(thetas, names)
     theta = pack(thetas)
     sizes = validate_layer_sizes(layer_sizes_of(thetas))
     return {"thetas": unpack(theta, sizes), "theta": theta, "layer_sizes": sizes}
@@ -217,10 +211,10 @@ def _load_npz(path: Path) -> dict[str, Any]:
         if sizes.ndim != 1 or sizes.dtype.kind not in "iu":
             raise ValueError(f"layer_sizes must be a 1-D integer array, got {sizes!r}")
         sizes = validate_layer_sizes(tuple(int(s) for s in sizes))
-        theta = _prepare_theta(arrays["theta"], sizes, None)
+        theta = prepare_theta(arrays["theta"], sizes, None)
         out.update(theta=theta, layer_sizes=sizes, thetas=unpack(theta, sizes))
     if "lam" in arrays:
-        out["lam"] = _check_lam(arrays["lam"].item() if arrays["lam"].size == 1 else arrays["lam"])
+        out["lam"] = check_lam(arrays["lam"].item() if arrays["lam"].size == 1 else arrays["lam"])
     if "classes" in arrays:
         classes = arrays["classes"]
         if classes.ndim != 1 or len(classes) < 2:
@@ -248,7 +242,7 @@ def _npz_targets(y: np.ndarray, classes: np.ndarray | None) -> dict[str, Any]:
             raise ValueError(f"float targets y must be real numbers, got {y.dtype}")
         return {"y": y}
     if classes is None:
-        indices, classes = _encode_labels(y)
+        indices, classes = encode_labels(y)
         return {"y": indices, "classes": classes}
     if y.ndim != 1 or y.dtype.kind not in "iu":
         raise ValueError(f"with classes, y must hold indices 0 … {len(classes) - 1}")
@@ -295,7 +289,7 @@ def _load_csv(path: Path, label: int | str | None) -> dict[str, Any]:
             if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
                 raise ValueError("the label column holds numbers that are not integers")
             labels = values.astype(np.int64)
-        out["y"], out["classes"] = _encode_labels(labels, "the label column")
+        out["y"], out["classes"] = encode_labels(labels, "the label column")
     return out
 
 

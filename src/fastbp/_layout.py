@@ -1,17 +1,29 @@
-"""The flat parameter layout of DESIGN.md: θ = Θ^(1), …, Θ^(L−1), each row-major.
+"""The flat parameter layout (docs/design.md): θ = Θ^(1), …, Θ^(L−1), each row-major.
 
 Θ^(l) has shape ``(s_{l+1}, s_l + 1)``; column 0 multiplies the bias unit. This module is the
-only place that knows how the flat vector maps to the per-layer matrices.
+only place that knows how the flat vector maps to the per-layer matrices: the public
+``pack``/``unpack`` pair, and :func:`layer_table`, the offsets the kernels read.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 
-__all__ = ["layer_shapes", "n_params", "pack", "unpack", "validate_layer_sizes"]
+__all__ = [
+    "layer_shapes",
+    "layer_table",
+    "n_params",
+    "pack",
+    "unpack",
+    "validate_layer_sizes",
+]
+
+# Columns of a layer table (see layer_table); numba reads them as compile-time constants.
+IN, OUT, THETA, ROWS, COLS, PADDED, TRANSPOSED, ACT = range(8)
 
 
 def validate_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
@@ -45,6 +57,51 @@ def n_params(layer_sizes: Sequence[int]) -> int:
     return sum(r * c for r, c in layer_shapes(layer_sizes))
 
 
+def layer_table(
+    layer_sizes: Sequence[int], rows_multiple: int, rows_min: int, cols_multiple: int
+) -> np.ndarray:
+    """The kernels' map of the network: an (L, 8) int64 array, row l for Θ^(l+1) (0-based).
+
+    Columns (constants of this module), for l = 0 … L−2:
+
+    - ``IN``, ``OUT``: s_l and s_{l+1}, the units below and above (bias not counted);
+    - ``THETA``: where Θ^(l) starts in θ, Σ_{k<l} s_{k+1} (s_k + 1);
+    - ``ROWS``, ``COLS``: the shape of Θ^(l) zero-padded for the tiled kernel's register blocks:
+      rows a multiple of ``rows_multiple`` and at least ``rows_min``; columns (bias included) a
+      multiple of ``cols_multiple``, with room for the bias and the padded rows of the layer
+      below, which the δ product reads;
+    - ``PADDED``: where the padded Θ^(l) starts in a buffer of all of them (a padded Δ alike);
+    - ``TRANSPOSED``: where Θ^(l)ᵀ, padded (COLS, ROWS), starts after them (empty for l = 0);
+    - ``ACT``: where [1; a^(l)] starts in a tile's activations (COLS units per layer).
+
+    The last row holds the ends: ``IN`` = s_L, ``THETA`` = the length of θ, ``PADDED`` = the
+    length of a padded Δ, ``TRANSPOSED`` = of the whole padded buffer, ``ACT`` = the activation
+    rows of a tile; its other columns are 0. Read-only.
+    """
+    sizes = validate_layer_sizes(layer_sizes)
+    n_layers = len(sizes) - 1
+    table = np.zeros((n_layers + 1, 8), np.int64)
+    table[:, IN] = sizes
+    table[:n_layers, OUT] = sizes[1:]
+    for l in range(n_layers):
+        below = table[l - 1, ROWS] if l > 0 else sizes[0]  # units below, padded ones included
+        table[l, ROWS] = max(_round_up(sizes[l + 1], rows_multiple), rows_min)
+        table[l, COLS] = _round_up(below + 1, cols_multiple)
+    n_in = table[:n_layers, IN] + 1
+    padded = table[:n_layers, ROWS] * table[:n_layers, COLS]
+    table[1:, THETA] = np.cumsum(table[:n_layers, OUT] * n_in)
+    table[1:, PADDED] = np.cumsum(padded)
+    table[0, TRANSPOSED] = table[n_layers, PADDED]
+    table[1:, TRANSPOSED] = table[n_layers, PADDED] + np.cumsum(np.r_[0, padded[1:]])
+    table[1:, ACT] = np.cumsum(table[:n_layers, COLS])
+    table.setflags(write=False)
+    return table
+
+
+def _round_up(n: int, k: int) -> int:
+    return int(-(-n // k) * k)
+
+
 def unpack(theta: np.ndarray, layer_sizes: Sequence[int], order: str = "C") -> list[np.ndarray]:
     """Split the flat vector θ into the matrices Θ^(1), …, Θ^(L−1).
 
@@ -58,12 +115,7 @@ def unpack(theta: np.ndarray, layer_sizes: Sequence[int], order: str = "C") -> l
     if theta.ndim != 1:
         raise ValueError(f"theta must be 1-D, got shape {theta.shape}")
     shapes = layer_shapes(layer_sizes)
-    expected = sum(r * c for r, c in shapes)
-    if theta.shape[0] != expected:
-        raise ValueError(
-            f"theta has length {theta.shape[0]}, but layer_sizes {tuple(layer_sizes)} "
-            f"imply {expected} parameters"
-        )
+    check_theta_length(theta.shape[0], layer_sizes)
     out = []
     start = 0
     for r, c in shapes:
@@ -83,21 +135,37 @@ def pack(thetas: Sequence[np.ndarray], order: str = "C") -> np.ndarray:
     mats = [np.asarray(t) for t in thetas]
     if not mats:
         raise ValueError("thetas must hold at least one weight matrix")
-    for i, t in enumerate(mats):
-        if t.ndim != 2:
-            raise ValueError(f"thetas[{i}] must be 2-D, got shape {t.shape}")
-        if t.shape[1] < 2:
-            raise ValueError(
-                f"thetas[{i}] must have a bias column and at least one input column, "
-                f"got shape {t.shape}"
-            )
-        if i and t.shape[1] != mats[i - 1].shape[0] + 1:
-            raise ValueError(
-                f"thetas[{i}] has {t.shape[1]} columns, expected thetas[{i - 1}].shape[0] + 1 = "
-                f"{mats[i - 1].shape[0] + 1}"
-            )
+    check_chain(mats, [f"thetas[{i}]" for i in range(len(mats))])
     dtype = np.result_type(*mats)
     return np.concatenate([t.ravel(order=layout) for t in mats]).astype(dtype, copy=False)
+
+
+def check_theta_length(length: int, layer_sizes: Sequence[int]) -> None:
+    """θ's length against the parameter count that (validated) layer sizes imply."""
+    expected = sum(s_out * (s_in + 1) for s_in, s_out in itertools.pairwise(layer_sizes))
+    if length != expected:
+        raise ValueError(
+            f"theta has length {length}, but layer_sizes {tuple(layer_sizes)} imply "
+            f"{expected} parameters"
+        )
+
+
+def check_chain(mats: Sequence[np.ndarray], names: Sequence[str]) -> None:
+    """Weight matrices that chain: each 2-D with a bias column and at least one input column,
+    and Θ^(l+1) with ``Θ^(l).shape[0] + 1`` columns (the bias first)."""
+    for i, (name, t) in enumerate(zip(names, mats, strict=True)):
+        if t.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got shape {t.shape}")
+        if t.shape[1] < 2:
+            raise ValueError(
+                f"{name} must have a bias column and at least one input column, got shape {t.shape}"
+            )
+        if i and t.shape[1] != mats[i - 1].shape[0] + 1:
+            rows = mats[i - 1].shape[0]
+            raise ValueError(
+                f"{name} has shape {t.shape}, but {names[i - 1]} has {rows} rows, "
+                f"so {name} needs {rows + 1} columns (bias first)"
+            )
 
 
 def layer_sizes_of(thetas: Sequence[np.ndarray]) -> tuple[int, ...]:

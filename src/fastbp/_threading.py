@@ -125,7 +125,7 @@ def most_threads() -> int:
     return int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
 
 
-def _check_thread_count(n: Any) -> int:
+def check_thread_count(n: Any) -> int:
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"threads must be a positive integer, got {n!r}")
     most = most_threads()
@@ -144,7 +144,7 @@ def threads(n: int | None) -> Iterator[None]:
     if n is None:
         yield
         return
-    n = _check_thread_count(n)
+    n = check_thread_count(n)
     old = numba.get_num_threads()
     numba.set_num_threads(n)
     try:
@@ -163,7 +163,7 @@ def threading_info() -> dict[str, Any]:
     ``slp_vectorizer`` whether the kernels are compiled with LLVM's SLP vectorizer (numba's
     internal setting: where it is missing the kernels are slower, not wrong).
     """
-    from . import _kernels
+    from .kernels import slp_available
 
     if not threads_launched() and not _forked_after_unsafe_launch:
         _numba_parallel._launch_threads()
@@ -174,7 +174,7 @@ def threading_info() -> dict[str, Any]:
         "fork_safe": layer_is_fork_safe(layer),
         "serial_fallback": _forked_after_unsafe_launch,
         "tbb_library": tbb_library,
-        "slp_vectorizer": _kernels.slp_available(),
+        "slp_vectorizer": slp_available(),
     }
 
 

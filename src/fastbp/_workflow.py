@@ -1,11 +1,11 @@
-"""The course's workflow around the objective: initialization, gradient checking, training, prediction.
+"""The course's workflow around the objective: initialization, training, prediction.
 
     θ₀ = init_weights(layer_sizes)          random weights in [−ε, ε], ε = √6 / √(s_l + s_{l+1})
-    check_gradient(X, y, layer_sizes)       analytic gradient against central differences
     model = fit(X, y, hidden_layer_sizes)   scipy.optimize.minimize over Objective
     model.predict(X)                        the original labels
 
-Everything here calls the public wrappers of :mod:`fastbp._objective`; nothing touches a kernel.
+Gradient checking is in ``_gradcheck``. Everything here calls the public wrappers of
+:mod:`fastbp._objective`; nothing touches a kernel.
 """
 
 from __future__ import annotations
@@ -19,42 +19,34 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._layout import layer_shapes, pack, validate_layer_sizes
-from ._objective import (
-    Objective,
-    _check_lam,
-    _check_real,
-    _compute_dtype,
-    _evaluate,
-    _prepare_data,
-    _prepare_theta,
-    predict_proba,
+from ._inputs import (
+    check_real,
+    check_X,
+    compute_dtype,
+    encode_labels,
+    positive_number,
+    prepare_theta,
 )
+from ._layout import layer_shapes, pack, validate_layer_sizes
+from ._objective import Objective, predict_proba
 
 if TYPE_CHECKING:  # scipy.optimize is imported on first use: it doubles `import fastbp`'s time
     from scipy.optimize import OptimizeResult
 
 __all__ = [
     "FitResult",
-    "GradientCheck",
-    "check_gradient",
     "fit",
     "init_weights",
-    "numerical_gradient",
     "predict",
     "sigmoid",
     "sigmoid_gradient",
 ]
 
-# The course's gradient checker (checkNNGradients): 3 inputs, 5 hidden units, 3 classes, 5 examples.
-DEBUG_LAYER_SIZES = (3, 5, 3)
-DEBUG_EXAMPLES = 5
-
 
 def _float_array(z: Any, name: str) -> np.ndarray:
     """``z`` as a float array: float32 stays float32, anything else real becomes float64."""
     z = np.asarray(z)
-    _check_real(z, name)
+    check_real(z, name)
     return z if z.dtype in (np.float32, np.float64) else z.astype(np.float64)
 
 
@@ -79,16 +71,6 @@ def sigmoid_gradient(z: Any) -> np.ndarray:
     z = _float_array(z, "z")
     t = np.exp(-np.abs(z))
     return t / np.square(1 + t)
-
-
-def _positive_number(value: Any, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a positive number, got {value!r}") from None
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be positive and finite, got {value!r}")
-    return number
 
 
 def _generator(seed: Any) -> np.random.Generator:
@@ -116,136 +98,15 @@ def init_weights(
     layer, each matrix row-major, and then rounded to ``dtype``: the same seed gives the same θ.
     """
     sizes = validate_layer_sizes(layer_sizes)
-    dtype = _compute_dtype(dtype, "dtype")
+    dtype = compute_dtype(dtype, "dtype")
     if epsilon is not None:
-        epsilon = _positive_number(epsilon, "epsilon")
+        epsilon = positive_number(epsilon, "epsilon")
     rng = _generator(seed)
     thetas = []
     for (rows, cols), s_in, s_out in zip(layer_shapes(sizes), sizes[:-1], sizes[1:], strict=True):
         eps = epsilon if epsilon is not None else math.sqrt(6) / math.sqrt(s_in + s_out)
         thetas.append(rng.uniform(-eps, eps, size=(rows, cols)))
     return pack(thetas).astype(dtype)
-
-
-def numerical_gradient(
-    fun: Callable[[np.ndarray], float], theta: Any, eps: float = 1e-4
-) -> np.ndarray:
-    """Central differences of a scalar function: n_p = (f(θ + ε e_p) − f(θ − ε e_p)) / 2ε.
-
-    ``fun`` takes an array of θ's shape and returns a real number (for a ``(J, grad)`` objective
-    pass ``obj.fun``); it receives a read-only float64 array that changes between calls, so it
-    must copy what it keeps. ``theta`` is not modified. Returns a float64 array of θ's shape.
-    Costs 2·θ.size calls of ``fun``.
-    """
-    if not callable(fun):
-        raise TypeError(f"fun must be callable, got {fun!r}")
-    eps = _positive_number(eps, "eps")
-    theta = np.asarray(theta)
-    _check_real(theta, "theta")
-    work = np.array(theta, dtype=np.float64).ravel()
-    view = work.reshape(theta.shape).view()
-    view.flags.writeable = False
-    grad = np.empty(work.shape[0])
-
-    def value() -> float:
-        out = fun(view)
-        if isinstance(out, (tuple, list)) or np.ndim(out) != 0:
-            raise TypeError(
-                f"fun must return a scalar, got a {type(out).__name__} "
-                "(for a (J, grad) objective pass obj.fun)"
-            )
-        return float(out)
-
-    for p in range(work.shape[0]):
-        old = work[p]
-        work[p] = old + eps
-        up = value()
-        work[p] = old - eps
-        down = value()
-        work[p] = old
-        grad[p] = (up - down) / (2 * eps)
-    return grad.reshape(theta.shape)
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class GradientCheck:
-    """The analytic gradient of J beside central differences, as in the course's checker.
-
-    ``relative_difference`` is ‖a − n‖₂ / ‖a + n‖₂ (0 when both are zero); with ε = 1e-4 a
-    correct gradient gives less than 1e-9 in float64.
-    """
-
-    analytic: np.ndarray
-    numerical: np.ndarray
-    relative_difference: float
-    layer_sizes: tuple[int, ...]
-    lam: float
-    m: int
-
-    def __str__(self) -> str:
-        difference = np.abs(self.analytic - self.numerical)
-        worst = int(np.argmax(difference))
-        return (
-            f"Gradient check: layers {self.layer_sizes}, λ = {self.lam:g}, m = {self.m}, "
-            f"{self.analytic.size} parameters\n"
-            f"  relative difference ‖a − n‖₂ / ‖a + n‖₂ = {self.relative_difference:.3e} "
-            "(correct backpropagation gives < 1e-9)\n"
-            f"  largest |a − n| = {difference[worst]:.3e} at θ[{worst}]: "
-            f"analytic {self.analytic[worst]:.10g}, numerical {self.numerical[worst]:.10g}"
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"GradientCheck(relative_difference={self.relative_difference:.3e}, "
-            f"layer_sizes={self.layer_sizes}, lam={self.lam:g}, m={self.m})"
-        )
-
-
-def _debug_values(n: int) -> np.ndarray:
-    """sin(1), …, sin(n) divided by 10: the course's ``debugInitializeWeights`` values."""
-    return np.sin(np.arange(1, n + 1, dtype=np.float64)) / 10
-
-
-def check_gradient(
-    X: Any = None,
-    y: Any = None,
-    layer_sizes: Sequence[int] | None = None,
-    lam: float = 0.0,
-    theta: Any = None,
-) -> GradientCheck:
-    """Compare the backpropagation gradient of J with central differences (ε = 1e-4), in float64.
-
-    With no data, builds the course's debug problem (``checkNNGradients``): for ``layer_sizes``
-    (default (3, 5, 3)) 5 examples with X = sin(1 … 5·s_1)/10 unrolled column-major and labels
-    y = (1 … 5) mod K. ``theta`` defaults to the debug weights sin(1 … n)/10 of every Θ^(l),
-    unrolled column-major like the course's. With data, ``X``, ``y`` (as for
-    :func:`fastbp.cost_and_grad`) and ``layer_sizes`` are all needed; every parameter costs two
-    cost evaluations, so use a few examples of a large data set.
-    """
-    if (X is None) != (y is None):
-        raise ValueError("X and y go together: pass both, or neither for the debug problem")
-    if X is None:
-        sizes = validate_layer_sizes(DEBUG_LAYER_SIZES if layer_sizes is None else layer_sizes)
-        K = sizes[-1]
-        X = _debug_values(DEBUG_EXAMPLES * sizes[0]).reshape((DEBUG_EXAMPLES, sizes[0]), order="F")
-        y = np.arange(1, DEBUG_EXAMPLES + 1) % (2 if K == 1 else K)
-    elif layer_sizes is None:
-        raise ValueError("layer_sizes is needed with X and y, e.g. (X.shape[1], 25, K)")
-    else:
-        sizes = validate_layer_sizes(layer_sizes)
-    if theta is None:
-        theta = pack(
-            [_debug_values(r * c).reshape((r, c), order="F") for r, c in layer_shapes(sizes)]
-        )
-    lam = _check_lam(lam)
-    theta = _prepare_theta(theta, sizes, np.dtype(np.float64))
-    data = _prepare_data(X, y, sizes, np.dtype(np.float64))
-    analytic = _evaluate(theta, data, lam, want_grad=True)[1]
-    numerical = numerical_gradient(lambda t: _evaluate(t, data, lam, want_grad=False)[0], theta)
-    norm_sum = float(np.linalg.norm(analytic + numerical))
-    norm_difference = float(np.linalg.norm(analytic - numerical))
-    relative = norm_difference / norm_sum if norm_sum > 0 else norm_difference
-    return GradientCheck(analytic, numerical, relative, sizes, lam, data.m)
 
 
 def predict(theta: Any, X: Any, layer_sizes: Sequence[int]) -> np.ndarray:
@@ -260,41 +121,13 @@ def predict(theta: Any, X: Any, layer_sizes: Sequence[int]) -> np.ndarray:
     return np.argmax(proba, axis=1).astype(np.int64)
 
 
-def _encode_labels(y: Any, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
-    """Class labels (integers, strings, bools, or integral floats) as indices 0 … K−1 into ``classes``.
-
-    ``classes = np.unique(y)``; returns ``(indices, classes)`` with ``classes[indices] == y``.
-    """
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"{name} must be 1-D class labels, got shape {y.shape}")
-    if y.shape[0] == 0:
-        raise ValueError(f"{name} has no entries")
-    if y.dtype.kind == "O":
-        if not all(isinstance(v, str) for v in y):
-            raise TypeError(f"{name} of dtype object must hold strings only")
-        y = y.astype(str)
-    elif y.dtype.kind == "f":
-        if not np.isfinite(y).all():
-            raise ValueError(f"{name} must be finite, got {y[~np.isfinite(y)][0]}")
-        if not np.array_equal(y, np.round(y)):
-            raise ValueError(
-                f"{name} holds non-integer numbers such as {y[y != np.round(y)][0]}: class labels "
-                "must be integers or strings (pass float targets as an (m, K) array)"
-            )
-    elif y.dtype.kind not in "biuUS":
-        raise TypeError(f"{name} must hold class labels (integers or strings), got dtype {y.dtype}")
-    classes, indices = np.unique(y, return_inverse=True)
-    return indices.astype(np.int64), classes
-
-
 def _targets(y: Any) -> tuple[np.ndarray, np.ndarray | None, int]:
     """(targets for the Objective, classes or None, K outputs) for :func:`fit`'s ``y``."""
     y = np.asarray(y)
     if y.ndim == 2:
-        _check_real(y, "y")
+        check_real(y, "y")
         return y, None, y.shape[1]
-    indices, classes = _encode_labels(y)
+    indices, classes = encode_labels(y)
     if len(classes) < 2:
         raise ValueError(f"y holds a single class ({classes[0]!r}): at least 2 are needed")
     return indices, classes, 1 if len(classes) == 2 else len(classes)
@@ -458,8 +291,7 @@ def fit(
             f"got the int {hidden_layer_sizes}"
         )
     X_shape = np.shape(X)
-    if len(X_shape) != 2:
-        raise ValueError(f"X must be 2-D (examples × features), got shape {X_shape}")
+    check_X(X_shape, None)
     sizes = validate_layer_sizes((X_shape[1], *hidden_layer_sizes, K))
     if isinstance(maxiter, bool) or not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
         raise ValueError(f"maxiter must be a positive integer, got {maxiter!r}")
@@ -473,7 +305,7 @@ def fit(
     if theta0 is None:
         theta0 = init_weights(sizes, seed=seed)
     else:
-        theta0 = _prepare_theta(theta0, sizes, np.dtype(np.float64)).copy()
+        theta0 = prepare_theta(theta0, sizes, np.dtype(np.float64)).copy()
 
     bar = None
     if progress:

@@ -33,19 +33,17 @@ except ImportError as error:  # pragma: no cover - exercised by a test in a subp
         'fastbp.dask needs dask and distributed: pip install "fastbp[dask]"'
     ) from error
 
-from ._layout import validate_layer_sizes
-from ._objective import (
-    _check_lam,
-    _check_real,
-    _converted_in_memory,
-    _default_compute_dtype,
-    _Examples,
-    _load_kernels,
-    _prepare_examples,
-    _ScipyObjective,
-    _sums,
-    combine,
+from ._inputs import (
+    Examples,
+    check_lam,
+    check_real,
+    check_X,
+    default_compute_dtype,
+    prepare_examples,
 )
+from ._layout import validate_layer_sizes
+from ._objective import ScipyObjective, combine
+from ._plan import load_kernels, sums
 
 __all__ = ["DaskObjective"]
 
@@ -55,18 +53,17 @@ FAN_IN = 8  # partial sums added by one node of the reduction tree
 
 def _prepare_block(
     X: np.ndarray, y: np.ndarray, layer_sizes: tuple[int, ...], dtype: np.dtype, first_row: int
-) -> _Examples:
+) -> Examples:
     """On a worker: validate one row chunk and convert it once to the compute dtype.
 
     Errors name rows by their position in the whole data set (``first_row`` onwards).
     """
-    examples = _prepare_examples(X, y, layer_sizes, first_row)
-    return _converted_in_memory(examples, dtype)
+    return prepare_examples(X, y, layer_sizes, first_row).converted(dtype)
 
 
-def _block_partial_sums(theta: np.ndarray, examples: _Examples) -> Partial:
+def _block_partial_sums(theta: np.ndarray, examples: Examples) -> Partial:
     """On a worker: ``(cost_sum, Delta, count)`` of one prepared row chunk (see partial_sums)."""
-    cost_sum, Delta = _sums(theta, examples, want_grad=True)
+    cost_sum, Delta = sums(theta, examples, want_grad=True)
     return cost_sum, Delta, examples.m
 
 
@@ -81,7 +78,7 @@ def _add_partials(*partials: Partial) -> Partial:
     return cost_sum, Delta, count
 
 
-class DaskObjective(_ScipyObjective):
+class DaskObjective(ScipyObjective):
     """``f(θ) -> (J, grad)`` over row-chunked dask arrays, computed on a Dask cluster.
 
     A drop-in for :class:`fastbp.Objective`: the same ``obj(theta)``, ``obj.fun``, ``obj.jac``,
@@ -123,12 +120,12 @@ class DaskObjective(_ScipyObjective):
     ) -> None:
         sizes = validate_layer_sizes(layer_sizes)
         self._layer_sizes = sizes
-        self._lam = _check_lam(lam)
+        self._lam = check_lam(lam)
         self._client = _client_or_default(client)
         X, y = _row_aligned(X, y, sizes)
-        self._dtype = _default_compute_dtype(X, dtype)
+        self._dtype = default_compute_dtype(X, dtype)
         self._m = int(X.shape[0])
-        _load_kernels(sizes, self._dtype)
+        load_kernels(sizes, self._dtype)
 
         prepare = dask.delayed(_prepare_block, pure=True)
         blocks = []
@@ -203,22 +200,15 @@ def _row_aligned(X: Any, y: Any, layer_sizes: tuple[int, ...]) -> tuple[da.Array
             f"X must be a dask.array.Array, got {type(X).__name__}; for NumPy arrays and "
             "memory-mapped files use fastbp.Objective"
         )
-    _check_real(X, "X")
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (examples × features), got shape {X.shape}")
-    if any(math.isnan(rows) for rows in X.chunks[0]):
+    check_real(X, "X")
+    if X.ndim == 2 and any(math.isnan(rows) for rows in X.chunks[0]):
         raise ValueError("X has unknown chunk sizes: call X.compute_chunk_sizes() first")
-    if X.shape[1] != layer_sizes[0]:
-        raise ValueError(
-            f"X has {X.shape[1]} columns, but layer_sizes[0] = {layer_sizes[0]} input features"
-        )
-    if X.shape[0] == 0:
-        raise ValueError("X has no rows: at least one example is needed")
+    check_X(X.shape, layer_sizes)
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
     if not isinstance(y, da.Array):
         y = np.asarray(y)
-    _check_real(y, "y")
+    check_real(y, "y")
     if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
         raise ValueError(
             f"y must have one entry per example: expected length {X.shape[0]}, got shape {y.shape}"

@@ -1,0 +1,145 @@
+"""Gradient checking, as in the course: the analytic gradient beside central differences.
+
+check_gradient()                        the course's debug problem (checkNNGradients)
+check_gradient(X, y, layer_sizes, lam)  a few examples of real data
+numerical_gradient(fun, theta)          central differences of any scalar function
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._inputs import check_lam, check_real, positive_number, prepare_examples, prepare_theta
+from ._layout import layer_shapes, pack, validate_layer_sizes
+from ._plan import evaluate
+
+__all__ = ["GradientCheck", "check_gradient", "numerical_gradient"]
+
+# The course's gradient checker (checkNNGradients): 3 inputs, 5 hidden units, 3 classes, 5 examples.
+DEBUG_LAYER_SIZES = (3, 5, 3)
+DEBUG_EXAMPLES = 5
+
+
+def numerical_gradient(
+    fun: Callable[[np.ndarray], float], theta: Any, eps: float = 1e-4
+) -> np.ndarray:
+    """Central differences of a scalar function: n_p = (f(θ + ε e_p) − f(θ − ε e_p)) / 2ε.
+
+    ``fun`` takes an array of θ's shape and returns a real number (for a ``(J, grad)`` objective
+    pass ``obj.fun``); it receives a read-only float64 array that changes between calls, so it
+    must copy what it keeps. ``theta`` is not modified. Returns a float64 array of θ's shape.
+    Costs 2·θ.size calls of ``fun``.
+    """
+    if not callable(fun):
+        raise TypeError(f"fun must be callable, got {fun!r}")
+    eps = positive_number(eps, "eps")
+    theta = np.asarray(theta)
+    check_real(theta, "theta")
+    work = np.array(theta, dtype=np.float64).ravel()
+    view = work.reshape(theta.shape).view()
+    view.flags.writeable = False
+    grad = np.empty(work.shape[0])
+
+    def value() -> float:
+        out = fun(view)
+        if isinstance(out, (tuple, list)) or np.ndim(out) != 0:
+            raise TypeError(
+                f"fun must return a scalar, got a {type(out).__name__} "
+                "(for a (J, grad) objective pass obj.fun)"
+            )
+        return float(out)
+
+    for p in range(work.shape[0]):
+        old = work[p]
+        work[p] = old + eps
+        up = value()
+        work[p] = old - eps
+        down = value()
+        work[p] = old
+        grad[p] = (up - down) / (2 * eps)
+    return grad.reshape(theta.shape)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class GradientCheck:
+    """The analytic gradient of J beside central differences, as in the course's checker.
+
+    ``relative_difference`` is ‖a − n‖₂ / ‖a + n‖₂ (0 when both are zero); with ε = 1e-4 a
+    correct gradient gives less than 1e-9 in float64.
+    """
+
+    analytic: np.ndarray
+    numerical: np.ndarray
+    relative_difference: float
+    layer_sizes: tuple[int, ...]
+    lam: float
+    m: int
+
+    def __str__(self) -> str:
+        difference = np.abs(self.analytic - self.numerical)
+        worst = int(np.argmax(difference))
+        return (
+            f"Gradient check: layers {self.layer_sizes}, λ = {self.lam:g}, m = {self.m}, "
+            f"{self.analytic.size} parameters\n"
+            f"  relative difference ‖a − n‖₂ / ‖a + n‖₂ = {self.relative_difference:.3e} "
+            "(correct backpropagation gives < 1e-9)\n"
+            f"  largest |a − n| = {difference[worst]:.3e} at θ[{worst}]: "
+            f"analytic {self.analytic[worst]:.10g}, numerical {self.numerical[worst]:.10g}"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"GradientCheck(relative_difference={self.relative_difference:.3e}, "
+            f"layer_sizes={self.layer_sizes}, lam={self.lam:g}, m={self.m})"
+        )
+
+
+def _debug_values(n: int) -> np.ndarray:
+    """sin(1), …, sin(n) divided by 10: the course's ``debugInitializeWeights`` values."""
+    return np.sin(np.arange(1, n + 1, dtype=np.float64)) / 10
+
+
+def check_gradient(
+    X: Any = None,
+    y: Any = None,
+    layer_sizes: Sequence[int] | None = None,
+    lam: float = 0.0,
+    theta: Any = None,
+) -> GradientCheck:
+    """Compare the backpropagation gradient of J with central differences (ε = 1e-4), in float64.
+
+    With no data, builds the course's debug problem (``checkNNGradients``): for ``layer_sizes``
+    (default (3, 5, 3)) 5 examples with X = sin(1 … 5·s_1)/10 unrolled column-major and labels
+    y = (1 … 5) mod K. ``theta`` defaults to the debug weights sin(1 … n)/10 of every Θ^(l),
+    unrolled column-major like the course's. With data, ``X``, ``y`` (as for
+    :func:`fastbp.cost_and_grad`) and ``layer_sizes`` are all needed; every parameter costs two
+    cost evaluations, so use a few examples of a large data set.
+    """
+    if (X is None) != (y is None):
+        raise ValueError("X and y go together: pass both, or neither for the debug problem")
+    if X is None:
+        sizes = validate_layer_sizes(DEBUG_LAYER_SIZES if layer_sizes is None else layer_sizes)
+        K = sizes[-1]
+        X = _debug_values(DEBUG_EXAMPLES * sizes[0]).reshape((DEBUG_EXAMPLES, sizes[0]), order="F")
+        y = np.arange(1, DEBUG_EXAMPLES + 1) % (2 if K == 1 else K)
+    elif layer_sizes is None:
+        raise ValueError("layer_sizes is needed with X and y, e.g. (X.shape[1], 25, K)")
+    else:
+        sizes = validate_layer_sizes(layer_sizes)
+    if theta is None:
+        theta = pack(
+            [_debug_values(r * c).reshape((r, c), order="F") for r, c in layer_shapes(sizes)]
+        )
+    lam = check_lam(lam)
+    theta = prepare_theta(theta, sizes, np.dtype(np.float64))
+    data = prepare_examples(X, y, sizes).converted(np.dtype(np.float64))
+    analytic = evaluate(theta, data, lam, want_grad=True)[1]
+    numerical = numerical_gradient(lambda t: evaluate(t, data, lam, want_grad=False)[0], theta)
+    norm_sum = float(np.linalg.norm(analytic + numerical))
+    norm_difference = float(np.linalg.norm(analytic - numerical))
+    relative = norm_difference / norm_sum if norm_sum > 0 else norm_difference
+    return GradientCheck(analytic, numerical, relative, sizes, lam, data.m)

@@ -1,0 +1,334 @@
+"""Validation and conversion of everything a user passes in: each check written once, here.
+
+Used by every module that takes user input (``_objective``, ``_workflow``, ``_io``, ``dask``,
+``cli``). A bad argument raises ``TypeError`` or ``ValueError`` naming the argument and what was
+expected; nothing the user passed is ever written to.
+
+The training examples become an :class:`Examples`: validated as the caller stored them (any
+real dtype and layout, possibly memory-mapped), and converted for the kernels by
+:meth:`Examples.chunks`, at most ``CHUNK_BYTES`` of converted rows at a time, so that memory
+never grows with m and X may be a file larger than memory. Chunk boundaries depend only on m,
+the layer sizes and the compute dtype: the same data stored alike gives bitwise the same result
+in memory and in a file. Data already in the kernels' layout (C-contiguous in the compute dtype,
+int64 labels) is one chunk, read as it is: no copy (docs/decisions.md#chunks).
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ._layout import check_theta_length
+
+__all__ = [
+    "COMPUTE_DTYPES",
+    "Chunk",
+    "Examples",
+    "check_X",
+    "check_lam",
+    "check_real",
+    "chunk_rows",
+    "compute_dtype",
+    "encode_labels",
+    "float_dtype",
+    "positive_number",
+    "prepare_examples",
+    "prepare_theta",
+]
+
+COMPUTE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+CHUNK_BYTES = 8 * 2**20  # converted X and targets of one chunk of rows stay under this
+CHUNK_ALIGN = 256  # rows per chunk are a multiple of this, so chunks hold whole kernel tiles
+
+
+# ----------------------------------------------------------------------------- single values
+
+
+def check_real(a: Any, name: str) -> None:
+    if a.dtype.kind not in "biuf":
+        hint = " (take the real part first)" if a.dtype.kind == "c" else ""
+        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}{hint}")
+
+
+def compute_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in COMPUTE_DTYPES:
+        raise TypeError(f"{name} must be float64 or float32, got {dtype}")
+    return dtype
+
+
+def float_dtype(a: Any) -> np.dtype:
+    """a's dtype when it is float32 or float64, else float64 (other dtypes, lists, scalars):
+    the default compute dtype of θ or X, and the dtype of the gradient returned for θ."""
+    dtype = getattr(a, "dtype", None)
+    return dtype if dtype is not None and dtype in COMPUTE_DTYPES else COMPUTE_DTYPES[0]
+
+
+def default_compute_dtype(X: Any, dtype: Any) -> np.dtype:
+    """``dtype`` if given, else X's dtype when it is float32 or float64, else float64."""
+    return compute_dtype(float_dtype(X) if dtype is None else dtype)
+
+
+def check_lam(lam: float) -> float:
+    try:
+        value = float(lam)
+    except (TypeError, ValueError):
+        raise TypeError(f"lam must be a real number, got {lam!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"lam must be finite and >= 0, got {lam!r}")
+    return value
+
+
+def positive_number(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a positive number, got {value!r}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    return number
+
+
+def prepare_theta(theta: Any, layer_sizes: tuple[int, ...], dtype: np.dtype | None) -> np.ndarray:
+    """θ as a 1-D contiguous array of ``dtype`` (None: float32 stays float32, else float64)."""
+    theta = np.asarray(theta)
+    check_real(theta, "theta")
+    if theta.ndim != 1:
+        raise ValueError(f"theta must be a 1-D vector, got shape {theta.shape}")
+    check_theta_length(theta.shape[0], layer_sizes)
+    theta = np.ascontiguousarray(theta, dtype=float_dtype(theta) if dtype is None else dtype)
+    if not np.isfinite(theta).all():
+        bad = int(np.argmin(np.isfinite(theta)))
+        raise ValueError(f"theta must be finite, but theta[{bad}] is {theta[bad]}")
+    return theta
+
+
+def encode_labels(y: Any, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """Class labels (integers, strings, bools, or integral floats) as indices 0 … K−1 into ``classes``.
+
+    ``classes = np.unique(y)``; returns ``(indices, classes)`` with ``classes[indices] == y``.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D class labels, got shape {y.shape}")
+    if y.shape[0] == 0:
+        raise ValueError(f"{name} has no entries")
+    if y.dtype.kind == "O":
+        if not all(isinstance(v, str) for v in y):
+            raise TypeError(f"{name} of dtype object must hold strings only")
+        y = y.astype(str)
+    elif y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise ValueError(f"{name} must be finite, got {y[~np.isfinite(y)][0]}")
+        if not np.array_equal(y, np.round(y)):
+            raise ValueError(
+                f"{name} holds non-integer numbers such as {y[y != np.round(y)][0]}: class labels "
+                "must be integers or strings (pass float targets as an (m, K) array)"
+            )
+    elif y.dtype.kind not in "biuUS":
+        raise TypeError(f"{name} must hold class labels (integers or strings), got dtype {y.dtype}")
+    classes, indices = np.unique(y, return_inverse=True)
+    return indices.astype(np.int64), classes
+
+
+# ----------------------------------------------------------------------------- the examples
+
+
+def check_X(shape: tuple[int, ...], layer_sizes: Sequence[int] | None) -> None:
+    """X's shape: 2-D, at least one row, and ``layer_sizes[0]`` columns when given."""
+    if len(shape) != 2:
+        raise ValueError(f"X must be 2-D (examples × features), got shape {tuple(shape)}")
+    if layer_sizes is not None and shape[1] != layer_sizes[0]:
+        raise ValueError(
+            f"X has {shape[1]} columns, but layer_sizes[0] = {layer_sizes[0]} input features"
+        )
+    if shape[0] == 0:
+        raise ValueError("X has no rows: at least one example is needed")
+
+
+def chunk_rows(layer_sizes: Sequence[int], dtype: Any) -> int:
+    """Rows per chunk: the converted X and targets of a chunk take at most ``CHUNK_BYTES``.
+
+    A multiple of ``CHUNK_ALIGN`` (at least one), depending only on s_1, K and the dtype; for
+    (128, 25, 10) in float64 it is 7424 rows (7.8 MiB).
+    """
+    row_bytes = (layer_sizes[0] + layer_sizes[-1]) * np.dtype(dtype).itemsize
+    return max(1, CHUNK_BYTES // row_bytes // CHUNK_ALIGN) * CHUNK_ALIGN
+
+
+def value_range(a: np.ndarray, name: str, rows: int, first_row: int = 0) -> tuple[Any, Any]:
+    """(min, max) of a real array, scanned in chunks of ``rows`` rows (no full-size temporary).
+
+    Raises ValueError naming the first non-finite entry; its row index counts from
+    ``first_row`` (the position of ``a`` in a larger data set).
+    """
+    lo = hi = None
+    for start in range(0, a.shape[0], rows):
+        chunk = a[start : start + rows]
+        chunk_lo, chunk_hi = chunk.min(), chunk.max()
+        if not (np.isfinite(chunk_lo) and np.isfinite(chunk_hi)):  # NaN or ±inf propagate
+            bad = np.argwhere(~np.isfinite(chunk))[0]
+            value = chunk[tuple(bad)]
+            bad[0] += start + first_row
+            raise ValueError(
+                f"{name} must be finite, but {name}[{', '.join(map(str, bad))}] is {value}"
+            )
+        lo = chunk_lo if lo is None else min(lo, chunk_lo)
+        hi = chunk_hi if hi is None else max(hi, chunk_hi)
+    return lo, hi
+
+
+def is_memory_mapped(a: Any) -> bool:
+    """True if ``a`` is, or is a view of, a memory-mapped file (``np.memmap``, ``mmap.mmap``)."""
+    while a is not None:
+        if isinstance(a, (np.memmap, mmap.mmap)):
+            return True
+        a = getattr(a, "base", None)
+    return False
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+NO_LABELS = _read_only(np.zeros(0, np.int64))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows of the examples converted for the kernels; never written to."""
+
+    X: np.ndarray  # (m, s_1), C-contiguous, compute dtype
+    labels: np.ndarray  # (m,) int64, or (0,) when Y holds the targets
+    Y: np.ndarray  # (m, K) compute dtype, or (0, K) when labels hold the targets
+    layer_sizes: tuple[int, ...]
+
+    @property
+    def m(self) -> int:
+        return self.X.shape[0]
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Validated training examples as the caller stored them, and their chunks for the kernels.
+
+    Made by :func:`prepare_examples`; never written to.
+    """
+
+    X: np.ndarray  # (m, s_1)
+    labels: np.ndarray | None  # (m,) integer or bool labels, or None
+    targets: np.ndarray | None  # (m, K) float targets, or None (no targets: forward pass only)
+    layer_sizes: tuple[int, ...]
+    _whole: dict[np.dtype, Chunk] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
+
+    @property
+    def m(self) -> int:
+        return self.X.shape[0]
+
+    def in_kernel_layout(self, dtype: np.dtype) -> bool:
+        """Whether the kernels read X and y as they are: C-contiguous X and float targets in
+        ``dtype``, C-contiguous int64 labels."""
+
+        def ready(a: np.ndarray | None, to: Any) -> bool:
+            return a is None or (a.dtype == to and a.flags.c_contiguous)
+
+        return ready(self.X, dtype) and ready(self.labels, np.int64) and ready(self.targets, dtype)
+
+    def chunks(self, dtype: np.dtype) -> Iterator[tuple[int, Chunk]]:
+        """``(first row, chunk)`` over the examples, each chunk converted on its own: all rows
+        at once when they are in the kernels' layout (views), else :func:`chunk_rows` rows."""
+        sizes = self.layer_sizes
+        rows = self.m if self.in_kernel_layout(dtype) else chunk_rows(sizes, dtype)
+        no_targets = np.zeros((0, sizes[-1]), dtype)
+        for start in range(0, self.m, rows):
+            stop = start + rows
+            X = np.ascontiguousarray(self.X[start:stop], dtype=dtype)
+            labels = NO_LABELS
+            if self.labels is not None:
+                labels = np.ascontiguousarray(self.labels[start:stop], dtype=np.int64)
+            Y = no_targets
+            if self.targets is not None:
+                Y = np.ascontiguousarray(self.targets[start:stop], dtype=dtype)
+            yield start, Chunk(X, labels, Y, sizes)
+
+    def whole(self, dtype: np.dtype) -> Chunk | None:
+        """All the examples as one chunk when the kernels read them as they are, else None.
+        Kept: an Objective asks on every call."""
+        chunk = self._whole.get(dtype)
+        if chunk is None and self.in_kernel_layout(dtype):
+            chunk = self._whole[dtype] = next(self.chunks(dtype))[1]
+        return chunk
+
+    def converted(self, dtype: np.dtype) -> Examples:
+        """These examples with every in-memory array converted once to the kernels' dtype and
+        layout: then one chunk. Memory-mapped arrays stay as they are (converted chunk by chunk
+        on every use); arrays already in the kernels' layout are not copied."""
+
+        def convert(a: np.ndarray, to: Any) -> np.ndarray:
+            return a if is_memory_mapped(a) else np.ascontiguousarray(a, dtype=to)
+
+        labels, targets = self.labels, self.targets
+        return replace(
+            self,
+            X=convert(self.X, dtype),
+            labels=None if labels is None else convert(labels, np.int64),
+            targets=None if targets is None else convert(targets, dtype),
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_whole": {}}  # the kept chunk is rebuilt on demand
+
+
+def prepare_examples(
+    X: Any, y: Any, layer_sizes: tuple[int, ...], first_row: int = 0, *, targets: bool = True
+) -> Examples:
+    """Validate X (and y, unless ``targets`` is False) against the network, streaming over their
+    rows; nothing is converted. ``first_row`` is the position of these rows in a larger data set
+    (used in error messages)."""
+    if not isinstance(X, np.ndarray):
+        X = np.asarray(X)
+    check_real(X, "X")
+    check_X(X.shape, layer_sizes)
+    rows = chunk_rows(layer_sizes, np.float64)
+    if X.dtype.kind == "f":
+        value_range(X, "X", rows, first_row)
+    if not targets:
+        return Examples(X, None, None, layer_sizes)
+    m = X.shape[0]
+    K = layer_sizes[-1]
+    y = np.asarray(y)
+    check_real(y, "y")
+    if y.shape[:1] != (m,):
+        raise ValueError(
+            f"y must have one entry per example: expected length {m}, got shape {y.shape}"
+        )
+    if y.ndim == 1 and (y.dtype.kind in "biu"):
+        lo, hi = (int(v) for v in value_range(y, "y", rows, first_row))
+        top = 1 if K == 1 else K - 1
+        if lo < 0 or hi > top:
+            what = "0 or 1 (one output unit)" if K == 1 else f"0 … {K - 1} (K = {K} outputs)"
+            raise ValueError(f"labels y must be in {what}, got values from {lo} to {hi}")
+        return Examples(X, y, None, layer_sizes)
+    if y.ndim == 1:
+        if K != 1:
+            raise TypeError(
+                f"y of shape ({m},) must hold integer labels 0 … {K - 1}, got dtype {y.dtype}; "
+                f"convert with y.astype(int), or pass float targets of shape ({m}, {K})"
+            )
+        y = y.reshape(m, 1)
+    if y.ndim != 2 or y.shape[1] != K:
+        raise ValueError(
+            f"float targets y must have shape (m, K) = ({m}, {K}), got shape {y.shape}"
+        )
+    lo, hi = value_range(y, "y", rows, first_row)
+    if lo < 0 or hi > 1:
+        raise ValueError(f"float targets y must lie in [0, 1], got values from {lo} to {hi}")
+    return Examples(X, None, y, layer_sizes)

@@ -1,0 +1,147 @@
+"""How the kernels compile: numba options, one signature per dtype, the SLP switch, lazy loading.
+
+Every entry point compiles on first use, one dtype and one entry point at a time (a float64 user
+never waits for float32 kernels, nor a small problem for the parallel kernel), from numba's disk
+cache when it holds them (``cache=True``). The parallel entry point is the serial one's source
+compiled with ``parallel``: a twin function under its own name, since numba's cache keys a
+function by its name and signature, not by its options.
+"""
+
+from __future__ import annotations
+
+import threading
+import types as pytypes
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numba
+import numpy as np
+from numba import types
+from numba.core.compiler_lock import global_compiler_lock
+
+__all__ = ["KERNELS", "OPTIONS", "OVERLOAD_OPTIONS", "kernel", "slp_available"]
+
+KERNELS = ("tiled", "literal")
+
+# error_model="numpy": no zero-division branch in float divisions, so the sigmoid loops vectorize;
+# fastmath={"contract"} alone: FMAs, but every sum in the order written (docs/decisions.md#options).
+OVERLOAD_OPTIONS: Any = {"error_model": "numpy", "fastmath": {"contract"}}
+OPTIONS: dict[str, Any] = {**OVERLOAD_OPTIONS, "cache": True, "nogil": True}
+
+_compiled: dict[tuple[np.dtype, str, bool], Any] = {}
+_compile_lock = threading.Lock()
+
+
+def signature(dtype: np.dtype, which: str) -> Any:
+    """The entry points' signature in ``dtype``:
+
+    tiled:   (theta, layers, X, labels, Y, grad, proba, n_blocks, m, lam) -> (Σ cost, penalty)
+    literal: (theta, layers, X, labels, Y, grad, proba, m, lam) -> (Σ cost, penalty)
+
+    Read-only arrays are declared so, and writable ones are accepted for them.
+    """
+    F = numba.from_dtype(dtype)
+    readonly_1d = types.Array(F, 1, "C", readonly=True)
+    readonly_2d = types.Array(F, 2, "C", readonly=True)
+    ints = types.Array(types.int64, 1, "C", readonly=True)
+    table = types.Array(types.int64, 2, "C", readonly=True)
+    arrays = [readonly_1d, table, readonly_2d, ints, readonly_2d, F[::1], F[:, ::1]]
+    blocks = [types.int64] if which == "tiled" else []
+    return types.UniTuple(types.float64, 2)(*arrays, *blocks, types.float64, types.float64)
+
+
+def slp_available() -> bool:
+    """Whether this numba has the (internal) SLP vectorizer switch fastbp compiles with."""
+    return hasattr(numba.config, "SLP_VECTORIZE")
+
+
+@contextmanager
+def slp_vectorization() -> Iterator[None]:
+    """Switch LLVM's SLP vectorizer on for fastbp's own compilation only.
+
+    numba reads ``config.SLP_VECTORIZE`` whenever it builds an optimization pipeline; the switch
+    is held under numba's global compiler lock, so no other thread compiles anything while it is
+    on, and it is restored in ``finally``. SLP is what vectorizes the register blocks
+    (docs/decisions.md#slp). Where the setting is missing the kernels still compile, slower
+    (``fastbp --info`` says so).
+    """
+    with global_compiler_lock:
+        if not slp_available():
+            yield
+            return
+        old = numba.config.SLP_VECTORIZE  # type: ignore[attr-defined]
+        numba.config.SLP_VECTORIZE = 1  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            numba.config.SLP_VECTORIZE = old  # type: ignore[attr-defined]
+
+
+def _parallel_options(parallel: bool) -> bool | dict[str, bool]:
+    """numba's ``parallel`` option: the explicit ``prange`` loops only, or False.
+
+    Plain ``parallel=True`` would also turn array expressions into parallel loops, each compiled
+    on its own, for loops far too short to gain (docs/decisions.md#parallel-options).
+    """
+    if not parallel:
+        return False
+    automatic = ("comprehension", "reduction", "inplace_binop", "setitem", "numpy", "stencil")
+    return {"prange": True, "fusion": False, **dict.fromkeys(automatic, False)}
+
+
+def _twin(function: Callable[..., Any], suffix: str) -> Callable[..., Any]:
+    """``function``'s code under another name: a separate entry in numba's cache."""
+    twin = pytypes.FunctionType(
+        function.__code__, function.__globals__, function.__name__ + suffix, None, None
+    )
+    twin.__qualname__ = function.__qualname__ + suffix
+    twin.__doc__ = function.__doc__
+    return twin
+
+
+def _entry_point(which: str, parallel: bool) -> Callable[..., Any]:
+    from .literal import literal_sums
+    from .tiled import tiled_sums
+
+    if which == "literal":
+        return literal_sums
+    return _twin(tiled_sums, "_parallel") if parallel else tiled_sums
+
+
+def kernel(dtype: Any, parallel: bool, which: str = "tiled") -> Any:
+    """The compiled entry point for ``dtype`` (float64/float32), serial or parallel, tiled/literal.
+
+    Compiled, or loaded from numba's disk cache, on first use (see the module docstring); the
+    literal kernel is serial only.
+    """
+    key = (np.dtype(dtype), which, parallel and which == "tiled")
+    dispatcher = _compiled.get(key)
+    if dispatcher is None:
+        with _compile_lock:
+            dispatcher = _compiled.get(key)
+            if dispatcher is None:
+                options = _parallel_options(key[2])  # numba's stubs say bool; it takes a dict
+                with slp_vectorization():
+                    dispatcher = numba.njit(
+                        signature(key[0], which),
+                        parallel=options,  # type: ignore[arg-type]
+                        **OPTIONS,
+                    )(_entry_point(which, key[2]))
+                _compiled[key] = dispatcher
+    return dispatcher
+
+
+def prepare_numba() -> None:
+    """Run part of numba's one-time per-process set-up at import, not in the first call.
+
+    Importing scipy.linalg's BLAS module (numba's BLAS check needs it) and refreshing the typing
+    registries, fastbp's overloads included (docs/decisions.md#prepare-numba).
+    """
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (what numba.np.linalg.ensure_blas imports)
+    except ImportError:  # pragma: no cover - scipy is a dependency; numba copes without it
+        pass
+    from numba.core.registry import cpu_target
+
+    cpu_target.typing_context.refresh()

@@ -1,0 +1,419 @@
+"""The fast kernel: the literal loop of ``literal.py``, run over tiles of examples.
+
+Glossary (one name per concept, here and in every module):
+
+- **example**: one row of X, with its own activations a^(l) and its own δ column throughout;
+- **tile**: TILE (32) consecutive examples that go through the loop together, so that the
+  innermost loops run across examples (and vectorize) and a weight loaded once serves them all;
+  a tile is stored as sub-tiles of TB examples, the width of a product block (``simd.py``);
+- **block**: a contiguous range of tiles with its own Δ and cost sum, the unit of parallel work;
+  their number depends only on m, the layer sizes and the dtype (:func:`block_count`), and the
+  blocks are added in block order, so the thread count never changes a bit of the result;
+- **chunk**: the rows the Python wrapper converts and passes in one kernel call;
+- **column strip**: C (then CL) consecutive columns of a Δ, the width of a Δ-update block.
+
+For every example of a tile the kernel computes, as ``literal.py`` does one example at a time:
+
+    1. a^(1) = x;  z^(l+1) = Θ^(l) [1; a^(l)];  a^(l+1) = g(z^(l+1))
+    2. δ^(L) = a^(L) − y;  cost += Σ_k softplus(z_k^(L)) − y_k z_k^(L)
+    3. δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l))
+    4. Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ
+
+then (5) the blocks' Δ are added and normalized (``literal.normalize``). Weights, activations and
+Δ live in zero-padded buffers (shapes from ``_layout.layer_table``) so that register blocks need
+no tail code: padding contributes exact zeros.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import numba
+import numpy as np
+from numba import prange
+
+from .._layout import ACT, COLS, IN, OUT, PADDED, ROWS, THETA, TRANSPOSED, layer_table
+from .compile import OPTIONS
+from .literal import normalize
+from .simd import (
+    BLOCK_SHAPES,
+    TILE,
+    TRANSPOSE_BYTES,
+    block_shapes,
+    delta_update,
+    exp,
+    log1p,
+    product_block,
+    sigmoid,
+    transpose_block,
+)
+
+__all__ = ["block_count", "padded_table", "tiled_sums"]
+
+MIN_BLOCK_EXAMPLES = 128  # a block holds at least this many examples
+MAX_BLOCKS = 16
+MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all blocks' padded Δ together stay under this
+
+
+@functools.lru_cache(maxsize=256)
+def padded_table(layer_sizes: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """:func:`fastbp._layout.layer_table` with the padding of ``dtype``'s register blocks.
+
+    Rows of Θ^(l) are padded to a multiple of RP and to at least R (docs/decisions.md#padding),
+    columns to a multiple of CL.
+    """
+    R, _, _, _, CL, RP, _ = BLOCK_SHAPES[np.dtype(dtype)]
+    return layer_table(layer_sizes, RP, R, CL)
+
+
+@functools.lru_cache(maxsize=256)
+def block_count(m: int, layer_sizes: Sequence[int], dtype: Any) -> int:
+    """Number of blocks for ``m`` examples; depends on m, the layer sizes and dtype only.
+
+    The largest power of two with at most ``MAX_BLOCKS`` blocks, at least ``MIN_BLOCK_EXAMPLES``
+    examples per block, and the blocks' padded Δ copies together within
+    ``MAX_BLOCK_DELTA_BYTES``. A power of two splits evenly over 2, 4, 8 or 16 threads
+    (docs/decisions.md#blocks). A count of 1 means the serial kernel runs.
+    """
+    table = padded_table(tuple(layer_sizes), np.dtype(dtype))
+    delta_bytes = int(table[-1, PADDED]) * np.dtype(dtype).itemsize
+    by_examples = m // MIN_BLOCK_EXAMPLES
+    by_memory = MAX_BLOCK_DELTA_BYTES // delta_bytes
+    most = max(1, min(MAX_BLOCKS, by_examples, by_memory))
+    return 1 << (most.bit_length() - 1)
+
+
+# ------------------------------------------------------------------------- the entry point
+
+
+def tiled_sums(theta, layers, X, labels, Y, grad, proba, n_blocks, m, lam):
+    """(Σ_i cost_i, penalty) over the rows of X, and grad = Σ_i Δ_i / m + (λ/m) Θ written.
+
+    theta: (P,) flat weights. layers: the network's ``padded_table``. X: (m_rows, s_1). labels:
+    (m_rows,) int64, or (0,) when Y holds the targets; Y: (m_rows, K), or (0, K); with both
+    empty no cost is computed. grad: (P,) or (0,) for no gradient; written. proba: (m_rows, K)
+    to receive h_Θ(x) (only without targets), or (0, K). n_blocks: :func:`block_count`. m, lam:
+    the normalization (``literal.normalize``; m = 1, λ = 0 leave the plain sums). (NaN, NaN)
+    when θ has a NaN or inf: the wrapper names the entry.
+
+    The blocks run in a ``prange`` loop: compiled with ``parallel``, on numba's threads;
+    without, one after another. Either way each block fills its own Δ and cost, and they are
+    added in block order: the same bits. J = Σ cost / m + penalty is left to the caller, so
+    that it is formed exactly as after ``fastbp.partial_sums``.
+    """
+    padded, finite = pad_weights(theta, layers)
+    if not finite:
+        return np.nan, np.nan
+    n_layers = layers.shape[0] - 1
+    Deltas = np.empty((n_blocks, layers[n_layers, PADDED] if grad.shape[0] else 0), theta.dtype)
+    costs = np.zeros(n_blocks)
+    for b in prange(n_blocks):
+        costs[b] = tiled_block(np.int64(b), n_blocks, padded, layers, X, labels, Y, Deltas, proba)
+    if grad.shape[0]:
+        unpad_sum(Deltas, layers, grad)
+    cost = 0.0
+    for b in range(n_blocks):
+        cost += costs[b]
+    return cost, normalize(theta, layers, grad, m, lam, grad)
+
+
+# ------------------------------------------------------------------- weights in, gradient out
+
+
+@numba.njit(**OPTIONS)
+def pad_weights(theta, layers):
+    """θ → (padded, all θ finite): every Θ^(l) zero-padded at ``layers[l, PADDED]``, then
+    Θ^(l)ᵀ padded alike at ``layers[l, TRANSPOSED]`` for l ≥ 1 (what the δ products read)."""
+    n_layers = layers.shape[0] - 1
+    padded = np.zeros(layers[n_layers, TRANSPOSED], theta.dtype)
+    finite = True
+    for i in range(theta.shape[0]):
+        finite &= np.isfinite(theta[i])
+    CL = block_shapes(padded)[4]
+    for l in range(n_layers):
+        n_in = layers[l, IN] + 1
+        rows, cols = layers[l, ROWS], layers[l, COLS]
+        W = padded[layers[l, PADDED] : layers[l + 1, PADDED]].reshape((rows, cols))
+        start = layers[l, THETA]
+        for r in range(layers[l, OUT]):
+            w = W[r]
+            source = theta[start + r * n_in : start + (r + 1) * n_in]
+            for j in range(n_in):
+                w[j] = source[j]
+        if l > 0:  # by strips of CL columns, so that Θᵀ is written line by line
+            WT = padded[layers[l, TRANSPOSED] : layers[l + 1, TRANSPOSED]].reshape((cols, rows))
+            for j0 in range(0, cols, CL):
+                for r in range(rows):
+                    for j in range(CL):
+                        WT[j0 + j, r] = W[r, j0 + j]
+    return padded, finite
+
+
+@numba.njit(**OPTIONS)
+def unpad_sum(Deltas, layers, grad):
+    """grad = Σ_b Deltas[b] in the flat layout, the blocks added in block order for every entry.
+
+    Strip by strip, each block's segment of a row added along j (a vectorized loop per block),
+    so that every block's strip is read as one contiguous stretch (docs/decisions.md#unpad-sum).
+    A padded Δ is row-major, or stored by strips of C columns, then of CL (PANELS): the strip
+    of columns p0 … p0 + width − 1 starts p0 × rows entries into the layer's Δ.
+    """
+    n_blocks = Deltas.shape[0]
+    _, _, _, C, CL, _, PANELS = block_shapes(Deltas)
+    for l in range(layers.shape[0] - 1):
+        n_in = layers[l, IN] + 1
+        rows, cols = layers[l, ROWS], layers[l, COLS]
+        start = layers[l, THETA]
+        p0 = 0
+        while p0 < n_in:
+            width = cols if not PANELS else C if p0 + C <= cols else CL
+            for r in range(layers[l, OUT]):
+                target = start + r * n_in
+                source = layers[l, PADDED] + p0 * rows + r * width - p0
+                row = grad[target + p0 : target + min(p0 + width, n_in)]
+                first = Deltas[0, source + p0 : source + p0 + row.shape[0]]
+                for j in range(row.shape[0]):
+                    row[j] = first[j]
+                for b in range(1, n_blocks):
+                    block = Deltas[b, source + p0 : source + p0 + row.shape[0]]
+                    for j in range(row.shape[0]):
+                        row[j] += block[j]
+            p0 += width
+
+
+# ------------------------------------------------------------------------------ one block
+
+
+@numba.njit(**OPTIONS)
+def example_major(cols, like, C):
+    """A zeroed (TILE, ≥ cols) buffer of ``like``'s dtype with column 0 (the bias unit) all ones.
+
+    Its row stride is never a multiple of 4 KiB, where the TILE rows would fall in one L1 set
+    (docs/decisions.md#row-stride).
+    """
+    stride = cols + C if (cols * like.itemsize) % 4096 == 0 else cols
+    buffer = np.zeros((TILE, stride), like.dtype)
+    buffer[:, 0] = like.dtype.type(1.0)
+    return buffer
+
+
+@numba.njit(**OPTIONS)
+def sigmoid_rows(A):
+    """A ← g(A), elementwise: a layer's products z become its activations a = g(z)."""
+    for i in range(A.shape[0]):
+        row = A[i]
+        for t in range(row.shape[0]):
+            row[t] = sigmoid(row[t])
+
+
+@numba.njit(**OPTIONS)
+def times_slope(D, A):
+    """D ← D .* A .* (1 − A): (Θᵀ δ) times g'(z) = a (1 − a), the δ recurrence's last step."""
+    one = A.dtype.type(1.0)
+    for i in range(D.shape[0]):
+        d = D[i]
+        a = A[i]
+        for t in range(d.shape[0]):
+            d[t] = d[t] * (a[t] * (one - a[t]))
+
+
+@numba.njit(**OPTIONS)
+def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
+    """Block b of n_blocks, a contiguous range of tiles: return Σ of its examples' costs
+    (float64), write its Δ to Deltas[b] (and h_Θ(x) to proba, when it has rows).
+
+    padded: from :func:`pad_weights`. Deltas: (n_blocks, padded Δ length), or (n_blocks, 0)
+    for no gradient. Other arguments as :func:`tiled_sums`. Both entry points call this
+    function directly (docs/decisions.md#call-depth).
+
+    Per-tile scratch, allocated once per block, zeroed (padding units stay finite): the
+    activations [1; a^(l)] unit-major by sub-tiles, ``act[p, layers[l, ACT] + unit, t]``, for
+    the products; example-major (``example_major``) for the Δ update: the input's in ``xrows``,
+    one hidden layer's at a time in ``actT``. Row or column 0 is the bias unit.
+    """
+    m = X.shape[0]
+    n_tiles = (m + TILE - 1) // TILE
+    tile_start = b * n_tiles // n_blocks
+    tile_stop = (b + 1) * n_tiles // n_blocks
+    want_grad = Deltas.shape[1] > 0
+    Delta = Deltas[b]
+    F = padded.dtype.type
+    zero = F(0.0)
+    one = F(1.0)
+    for i in range(Delta.shape[0]):  # by the thread that fills it (docs/decisions.md#zeroing)
+        Delta[i] = zero
+    R, TB, RD, C, CL, RP, PANELS = block_shapes(padded)
+    V = TRANSPOSE_BYTES // padded.itemsize  # a transposed block is V × V (``transpose_block``)
+    n_layers = layers.shape[0] - 1
+    K = layers[n_layers, IN]
+    use_labels = labels.shape[0] > 0
+    has_targets = use_labels or Y.shape[0] > 0
+    write_proba = proba.shape[0] > 0
+
+    most_rows = 0  # of any Θ^(l): the δ buffers hold that many units
+    hidden_cols = C  # of any Θ^(l) with l ≥ 1: actT holds that many columns
+    for l in range(n_layers):
+        most_rows = max(most_rows, layers[l, ROWS])
+        if l > 0:
+            hidden_cols = max(hidden_cols, layers[l, COLS])
+    n_sub = TILE // TB  # sub-tile p holds the tile's examples p TB … p TB + TB − 1
+    act = np.zeros((n_sub, layers[n_layers, ACT], TB), padded.dtype)
+    for l in range(n_layers):
+        act[:, layers[l, ACT], :] = one
+    xrows = example_major(layers[0, COLS], padded, C)  # the tile's [1; x]
+    actT = example_major(hidden_cols, padded, C)  # [1; a^(l)] of one hidden layer at a time
+    z_out = np.zeros((n_sub, layers[n_layers - 1, ROWS], TB), padded.dtype)
+    delta = np.zeros((n_sub, most_rows, TB), padded.dtype)
+    delta_below = np.zeros((n_sub, most_rows, TB), padded.dtype)
+    label = np.zeros(TILE, np.int64)
+    valid = np.zeros(TILE, padded.dtype)
+    linear = np.zeros(TILE, padded.dtype)
+    q = np.zeros(TILE, padded.dtype)
+    y_k = np.zeros(TILE, padded.dtype)  # the targets of one output unit; zeros without targets
+    logs = np.zeros(TILE, np.float64)
+    cap = F(708.0) if padded.itemsize == 8 else F(87.0)  # e^−cap is still a normal number
+
+    cost = 0.0
+    for tile in range(tile_start, tile_stop):
+        row0 = tile * TILE
+        n = min(TILE, m - row0)
+        # 1. a^(1) = x: the tile's rows of X, in order, into xrows (example-major [1; x], what
+        # the first Δ update reads), then transposed into act; a last tile's padding examples
+        # are zeros. Element loops: a slice assignment compiles numba's shape-mismatch error
+        # path (docs/decisions.md#x-copy).
+        for t in range(TILE):
+            x_t = xrows[t, 1 : 1 + layers[0, IN]]
+            if t < n:
+                x = X[row0 + t]
+                for j in range(layers[0, IN]):
+                    x_t[j] = x[j]
+            else:
+                for j in range(layers[0, IN]):
+                    x_t[j] = zero
+        for j0 in range(0, layers[0, IN] + 1, V):  # the bias column and the padding come along
+            for t0 in range(0, TILE, V):
+                transpose_block(xrows, t0, j0, act[t0 // TB], j0, t0 % TB)
+
+        # 1. z^(l+1) = Θ^(l) [1; a^(l)], a^(l+1) = g(z^(l+1)), R units × TB examples at once;
+        # the last block ends at the last row (rows ≥ R), overlapping the one before.
+        for l in range(n_layers):
+            rows = layers[l, ROWS]
+            W = padded[layers[l, PADDED] : layers[l + 1, PADDED]].reshape((rows, layers[l, COLS]))
+            last = l == n_layers - 1
+            n_k = layers[l, IN] + 1
+            lo = layers[l, ACT]  # [1; a^(l)] is act[p, lo : lo + n_k], a^(l+1) starts at hi
+            hi = layers[l + 1, ACT] + 1
+            for r in range(0, rows, R):
+                r0 = min(r, rows - R)
+                for p in range(n_sub):
+                    out = z_out[p, r0:] if last else act[p, hi + r0 :]
+                    product_block(W, r0, act[p, lo : lo + n_k], n_k, out)
+            if not last:
+                for p in range(n_sub):
+                    sigmoid_rows(act[p, hi : hi + layers[l, OUT]])
+
+        # 2. The output layer, unit by unit across the tile's examples (vectorized). With
+        # e = exp(−|z|): softplus(z) − y z = max(z, 0) − y z + log(1 + e), and with s = [z ≥ 0],
+        # δ = a − y = ((s − y) + (1 − s) e − y e) / (1 + e): no cancellation when a saturates.
+        # The logs are taken once per example, of q = Π_k (1 + e_k) − 1, kept exact for small
+        # values by q ← q + e + q e, folded every 64 units so that Π stays below 2^64
+        # (docs/decisions.md#output-layer).
+        for t in range(TILE):
+            label[t] = labels[min(row0 + t, m - 1)] if use_labels else 0
+            valid[t] = one if t < n else zero
+            linear[t] = zero
+            q[t] = zero
+            logs[t] = 0.0
+        for k in range(K):
+            # unit k's targets y in loops of their own, so that the loop below vectorizes
+            if use_labels and K == 1:
+                for t in range(TILE):
+                    y_k[t] = F(label[t])
+            elif use_labels:
+                for t in range(TILE):
+                    y_k[t] = F(label[t] == k)
+            elif has_targets:
+                for t in range(TILE):
+                    y_k[t] = Y[min(row0 + t, m - 1), k]
+            for p in range(n_sub):
+                z_k = z_out[p, k]
+                d_k = delta[p, k]
+                for t in range(TB):
+                    z = z_k[t]
+                    e = exp(-min(abs(z), cap))
+                    y = y_k[p * TB + t]
+                    linear[p * TB + t] += max(z, zero) - y * z
+                    q[p * TB + t] += e + q[p * TB + t] * e
+                    s = F(z >= zero)
+                    e_a = e * F(abs(z) <= cap)  # beyond ±cap, a is exactly 0 or 1
+                    d = ((s - y) + (one - s) * e_a - y * e_a) / (one + e_a)
+                    d_k[t] = d * valid[p * TB + t]
+            if write_proba:  # no targets: y = 0, so δ holds a
+                for t in range(n):
+                    proba[row0 + t, k] = delta[t // TB, k, t % TB]
+            if k % 64 == 63:
+                for t in range(TILE):
+                    logs[t] += log1p(q[t])
+                    q[t] = zero
+        if has_targets:
+            for t in range(TILE):  # apart from the sum below, so that it vectorizes
+                logs[t] += log1p(q[t])
+            for t in range(n):
+                cost += linear[t] + logs[t]
+        if not want_grad:
+            continue
+        for k in range(K, layers[n_layers - 1, ROWS]):
+            for p in range(n_sub):
+                delta[p, k, :] = zero
+
+        # Backward, layer by layer: 4. then 3. for the hidden layers.
+        for l in range(n_layers - 1, -1, -1):
+            rows, cols = layers[l, ROWS], layers[l, COLS]
+            AT = xrows
+            if l > 0:  # example-major copy of [1; a^(l)]
+                AT = actT
+                for p in range(n_sub):
+                    for j0 in range(0, cols, V):
+                        for t0 in range(0, TB, V):
+                            transpose_block(act[p], layers[l, ACT] + j0, t0, actT, p * TB + t0, j0)
+            # 4. Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ: column strips outermost, so that a strip's TILE × C
+            # activations stay in L1 while every row block passes (docs/decisions.md#strips);
+            # strips of C columns, then of CL; in each, blocks of RD rows, then of RP. With
+            # PANELS, D is the strip's own (rows, C or CL) stretch of Δ, its column d0 = 0.
+            D = Delta[layers[l, PADDED] : layers[l + 1, PADDED]].reshape((rows, cols))
+            whole_blocks = rows - rows % RD
+            whole_strips = cols - cols % C
+            for c0 in range(0, whole_strips, C):
+                d0 = c0
+                if PANELS:
+                    strip = layers[l, PADDED] + c0 * rows
+                    D = Delta[strip : strip + rows * C].reshape((rows, C))
+                    d0 = 0
+                delta_update(D, 0, whole_blocks, d0, delta, AT, c0, RD, C)
+                delta_update(D, whole_blocks, rows, d0, delta, AT, c0, RP, C)
+            for c0 in range(whole_strips, cols, CL):
+                d0 = c0
+                if PANELS:
+                    strip = layers[l, PADDED] + c0 * rows
+                    D = Delta[strip : strip + rows * CL].reshape((rows, CL))
+                    d0 = 0
+                delta_update(D, 0, whole_blocks, d0, delta, AT, c0, RD, CL)
+                delta_update(D, whole_blocks, rows, d0, delta, AT, c0, RP, CL)
+            if l == 0:
+                break
+            # 3. δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l)): unit j of layer l is
+            # column 1 + j of Θ^(l), row 1 + j of its transposed copy WT; padding units get
+            # δ = 0 from zero weights.
+            WT = padded[layers[l, TRANSPOSED] : layers[l + 1, TRANSPOSED]].reshape((cols, rows))
+            below = layers[l - 1, ROWS]
+            for j in range(0, below, R):
+                j0 = min(j, below - R)
+                for p in range(n_sub):
+                    product_block(WT, 1 + j0, delta[p], layers[l, OUT], delta_below[p, j0:])
+            for p in range(n_sub):
+                a_l = act[p, layers[l, ACT] + 1 : layers[l, ACT] + 1 + layers[l, IN]]
+                times_slope(delta_below[p, : layers[l, IN]], a_l)
+            delta, delta_below = delta_below, delta
+    return cost
