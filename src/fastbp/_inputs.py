@@ -109,7 +109,7 @@ def prepare_theta(theta: Any, layer_sizes: tuple[int, ...], dtype: np.dtype | No
 
 
 def encode_labels(y: Any, name: str = "y") -> tuple[np.ndarray, np.ndarray]:
-    """Class labels (integers, strings, bools, or integral floats) as indices 0 … K−1 into ``classes``.
+    """Class labels (integers, strings, bools, integral floats) as indices 0 … K−1 of ``classes``.
 
     ``classes = np.unique(y)``; returns ``(indices, classes)`` with ``classes[indices] == y``.
     """
@@ -237,35 +237,40 @@ class Examples:
         """Whether the kernels read X and y as they are: C-contiguous X and float targets in
         ``dtype``, C-contiguous int64 labels."""
 
-        def ready(a: np.ndarray | None, to: Any) -> bool:
-            return a is None or (a.dtype == to and a.flags.c_contiguous)
-
-        return ready(self.X, dtype) and ready(self.labels, np.int64) and ready(self.targets, dtype)
+        X, labels, targets = self.X, self.labels, self.targets
+        return (
+            (X.dtype == dtype and X.flags.c_contiguous)
+            and (labels is None or (labels.dtype == np.int64 and labels.flags.c_contiguous))
+            and (targets is None or (targets.dtype == dtype and targets.flags.c_contiguous))
+        )
 
     def chunks(self, dtype: np.dtype) -> Iterator[tuple[int, Chunk]]:
         """``(first row, chunk)`` over the examples, each chunk converted on its own: all rows
         at once when they are in the kernels' layout (views), else :func:`chunk_rows` rows."""
-        sizes = self.layer_sizes
-        rows = self.m if self.in_kernel_layout(dtype) else chunk_rows(sizes, dtype)
-        no_targets = np.zeros((0, sizes[-1]), dtype)
-        for start in range(0, self.m, rows):
-            stop = start + rows
-            X = np.ascontiguousarray(self.X[start:stop], dtype=dtype)
-            labels = NO_LABELS
-            if self.labels is not None:
-                labels = np.ascontiguousarray(self.labels[start:stop], dtype=np.int64)
-            Y = no_targets
-            if self.targets is not None:
-                Y = np.ascontiguousarray(self.targets[start:stop], dtype=dtype)
-            yield start, Chunk(X, labels, Y, sizes)
+        m = self.X.shape[0]
+        rows = m if self.in_kernel_layout(dtype) else chunk_rows(self.layer_sizes, dtype)
+        for start in range(0, m, rows):
+            yield start, self._chunk(start, start + rows, dtype)
 
     def whole(self, dtype: np.dtype) -> Chunk | None:
         """All the examples as one chunk when the kernels read them as they are, else None.
         Kept: an Objective asks on every call."""
         chunk = self._whole.get(dtype)
         if chunk is None and self.in_kernel_layout(dtype):
-            chunk = self._whole[dtype] = next(self.chunks(dtype))[1]
+            chunk = self._whole[dtype] = self._chunk(0, self.X.shape[0], dtype)
         return chunk
+
+    def _chunk(self, start: int, stop: int, dtype: np.dtype) -> Chunk:
+        """Rows start … stop − 1 converted for the kernels (views where no conversion is needed)."""
+        X = np.ascontiguousarray(self.X[start:stop], dtype=dtype)
+        labels = NO_LABELS
+        if self.labels is not None:
+            labels = np.ascontiguousarray(self.labels[start:stop], dtype=np.int64)
+        if self.targets is None:
+            Y = np.zeros((0, self.layer_sizes[-1]), dtype)
+        else:
+            Y = np.ascontiguousarray(self.targets[start:stop], dtype=dtype)
+        return Chunk(X, labels, Y, self.layer_sizes)
 
     def converted(self, dtype: np.dtype) -> Examples:
         """These examples with every in-memory array converted once to the kernels' dtype and
@@ -311,7 +316,8 @@ def prepare_examples(
             f"y must have one entry per example: expected length {m}, got shape {y.shape}"
         )
     if y.ndim == 1 and (y.dtype.kind in "biu"):
-        lo, hi = (int(v) for v in value_range(y, "y", rows, first_row))
+        lo, hi = value_range(y, "y", rows, first_row)
+        lo, hi = int(lo), int(hi)
         top = 1 if K == 1 else K - 1
         if lo < 0 or hi > top:
             what = "0 or 1 (one output unit)" if K == 1 else f"0 … {K - 1} (K = {K} outputs)"

@@ -142,7 +142,9 @@ def pack(thetas: Sequence[np.ndarray], order: str = "C") -> np.ndarray:
 
 def check_theta_length(length: int, layer_sizes: Sequence[int]) -> None:
     """θ's length against the parameter count that (validated) layer sizes imply."""
-    expected = sum(s_out * (s_in + 1) for s_in, s_out in itertools.pairwise(layer_sizes))
+    expected = 0
+    for s_in, s_out in itertools.pairwise(layer_sizes):
+        expected += s_out * (s_in + 1)
     if length != expected:
         raise ValueError(
             f"theta has length {length}, but layer_sizes {tuple(layer_sizes)} imply "

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _threading, kernels
 from ._inputs import Chunk, Examples, chunk_rows, prepare_examples
-from ._layout import n_params
+from ._layout import THETA, n_params
 
 __all__ = ["KernelCall", "evaluate", "load_kernels", "normalized", "sums"]
 
@@ -33,7 +33,8 @@ LITERAL_MAX_WORK = 256
 
 
 class KernelCall:
-    """One kernel call on ``chunk``, everything but θ and the outputs bound once.
+    """One kernel call on ``chunk``, everything but θ and the outputs bound once: the lookups
+    were most of a toy problem's time (docs/decisions.md#bound-serial).
 
     ``kernel``: "tiled", "literal" or "auto" (the literal loop when m × P ≤ ``LITERAL_MAX_WORK``,
     a choice that depends on m and the network only). The compiled entry points load on first
@@ -43,15 +44,16 @@ class KernelCall:
 
     def __init__(self, chunk: Chunk, dtype: np.dtype, kernel: str = "auto") -> None:
         sizes = chunk.layer_sizes
-        self.m = chunk.m
-        self.n_params = n_params(sizes)
+        layers = kernels.padded_table(sizes, dtype)
+        self.m = chunk.X.shape[0]
+        self.n_params = int(layers[-1, THETA])
         if kernel == "auto":
             kernel = "literal" if self.m * self.n_params <= LITERAL_MAX_WORK else "tiled"
         self.kernel = kernel
         self.dtype = dtype
         self.n_blocks = kernels.block_count(self.m, sizes, dtype) if kernel == "tiled" else 1
         self.no_proba = np.zeros((0, sizes[-1]), dtype)
-        self._data = (kernels.padded_table(sizes, dtype), chunk.X, chunk.labels, chunk.Y)
+        self._data = (layers, chunk.X, chunk.labels, chunk.Y)
         self._blocks = (self.n_blocks,) if kernel == "tiled" else ()
         self._compiled: dict[bool, Any] = {}
 
@@ -71,10 +73,9 @@ class KernelCall:
         if compiled is None:
             compiled = self._compiled[parallel] = kernels.kernel(self.dtype, parallel, self.kernel)
         args = (theta, *self._data, grad, proba, *self._blocks, m, lam)
-        if not parallel:
-            return compiled(*args)  # type: ignore[no-any-return]
-        with _threading.launching():
-            return compiled(*args)  # type: ignore[no-any-return]
+        if parallel:
+            return _threading.launch(compiled, *args)  # type: ignore[no-any-return]
+        return compiled(*args)  # type: ignore[no-any-return]
 
     def evaluate(self, theta: np.ndarray, lam: float) -> tuple[float, np.ndarray]:
         """(J, D) over the chunk's examples: a new gradient, normalized and regularized."""

@@ -41,6 +41,7 @@ __all__ = ["threading_info", "threads"]
 
 _FORK_SAFE_LAYERS = {"tbb", "workqueue"}
 _launch_lock = threading.Lock()
+_concurrent_launches = False  # whether the layer numba runs lets parallel launches overlap
 _forked_after_unsafe_launch = False
 tbb_library: str | None = None  # path of the libtbb fastbp loaded, if it did
 
@@ -50,7 +51,7 @@ def _find_libtbb() -> str | None:
     usual = os.path.join(sys.prefix, "lib", "libtbb.so.12")  # where pip puts it (venv or not)
     if os.path.exists(usual):
         return usual
-    try:  # elsewhere (a --user install, say): ask the distribution's file list (~60 ms)
+    try:  # elsewhere (a --user install): the file list, slower (docs/decisions.md#tbb-lookup)
         files = metadata.files("tbb") or []
     except metadata.PackageNotFoundError:
         return None
@@ -110,14 +111,17 @@ def parallel_allowed() -> bool:
     return not _forked_after_unsafe_launch and numba.get_num_threads() > 1
 
 
-@contextmanager
-def launching() -> Iterator[None]:
-    """Wrap one parallel kernel launch: under the workqueue layer, launches take turns."""
-    if active_layer() in (None, "workqueue"):  # None: this may be the launch that picks it
-        with _launch_lock:
-            yield
-    else:
-        yield
+def launch(compiled: Any, *args: Any) -> Any:
+    """``compiled(*args)``, one parallel kernel launch: under the workqueue layer, and at the
+    first launch (which picks the layer), launches take turns; under TBB or OpenMP they may
+    overlap."""
+    global _concurrent_launches
+    if _concurrent_launches:
+        return compiled(*args)
+    with _launch_lock:
+        result = compiled(*args)
+    _concurrent_launches = active_layer() not in (None, "workqueue")
+    return result
 
 
 def most_threads() -> int:

@@ -315,10 +315,8 @@ def fit(
     tracker = _Tracker(objective, theta0, bar, callback)
     start = time.perf_counter()
     try:
-        # One BLAS thread inside the optimizer: its vector work (n = P) gains nothing from
-        # threads, and OpenBLAS threads fighting numba's for 2 cores made L-BFGS-B's own step
-        # 24-45× slower (digits, P = 1885: 3-8.5 ms against 0.13-0.2 ms per iteration) and
-        # slowed the kernels too. It also keeps θ independent of the BLAS thread count.
+        # One BLAS thread: OpenBLAS threads fighting numba's made L-BFGS-B's step many times
+        # slower (docs/decisions.md#fit-blas-threads), and θ stays independent of their count.
         with threadpool_limits(limits=1, user_api="blas"):
             result = minimize(
                 tracker,

@@ -43,7 +43,8 @@ __all__ = [
 
 TILE = 32  # examples per tile (docs/decisions.md#tile)
 
-# Measured per dtype on AVX2 machines (docs/decisions.md#block-shapes).
+# Measured per dtype on AVX2 machines (docs/decisions.md#block-shapes); PANELS: float64's Δ by
+# strips gained, float32's lost (docs/decisions.md#delta-panels).
 BLOCK_SHAPES = {
     np.dtype(np.float64): (3, 16, 3, 16, 8, 1, 1),
     np.dtype(np.float32): (2, 32, 4, 24, 8, 2, 0),
@@ -169,7 +170,7 @@ def exp(x):  # pragma: no cover - replaced by the overload below
 
 @overload(exp, jit_options=OVERLOAD_OPTIONS)
 def _exp_overload(x):
-    """e^x without a libm call, so loops over it vectorize (libm's exp is a scalar call).
+    """e^x without a libm call, so loops over it vectorize (docs/decisions.md#vector-math).
 
     x = n ln 2 + r with |r| ≤ ln2/2; e^r by its Taylor polynomial (degree 12 for float64, 7 for
     float32: truncation below half an ulp); 2^n from the exponent bits. n is rounded with the
@@ -307,7 +308,8 @@ def _product_block_overload(W, i0, B, n_k, out):
     B: one sub-tile of the activations or δ, unit-major (units, TB). out: the same sub-tile of
     the layer's result (≥ R rows, TB), its row 0 is unit i0; written. Every weight is loaded
     once and serves TB examples; the block stays in registers. The nonlinearity is a separate
-    pass: fused here, LLVM spilled accumulators (docs/decisions.md#product-block).
+    pass: fused here, LLVM spilled accumulators (docs/decisions.md#product-block); the loops
+    over row blocks and sub-tiles stay with the caller (#product-loops-in-caller).
     """
     R, TB = BLOCK_SHAPES[np.dtype(str(W.dtype))][:2]
     block = R * TB
@@ -347,7 +349,7 @@ def _delta_update_overload(D, r0, r1, d0, delta, AT, c0, RD, CD):
     the layer below (TILE, ≥ cols). RD, CD: literals; r1 − r0 is a multiple of RD. Each example's
     δ column meets that example's own activations: Δ += δ [1; a]ᵀ, summed over the tile in
     example order. AT is read at an unsigned index: numba wraps only signed indices around
-    (docs/decisions.md#delta-update).
+    (docs/decisions.md#delta-update). The loop over row blocks is in here (#delta-row-loop).
     """
     if not (isinstance(RD, types.IntegerLiteral) and isinstance(CD, types.IntegerLiteral)):
         return None

@@ -35,7 +35,7 @@ import numpy as np
 from numba import prange
 
 from .._layout import ACT, COLS, IN, OUT, PADDED, ROWS, THETA, TRANSPOSED, layer_table
-from .compile import OPTIONS
+from .compile import OPTIONS, OVERLOAD_OPTIONS
 from .literal import normalize
 from .simd import (
     BLOCK_SHAPES,
@@ -52,6 +52,8 @@ from .simd import (
 
 __all__ = ["block_count", "padded_table", "tiled_sums"]
 
+# Enough blocks for 16 threads, few enough to keep their Δ copies small
+# (docs/decisions.md#block-limits, #block-delta-bytes).
 MIN_BLOCK_EXAMPLES = 128  # a block holds at least this many examples
 MAX_BLOCKS = 16
 MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all blocks' padded Δ together stay under this
@@ -98,10 +100,11 @@ def tiled_sums(theta, layers, X, labels, Y, grad, proba, n_blocks, m, lam):
     the normalization (``literal.normalize``; m = 1, λ = 0 leave the plain sums). (NaN, NaN)
     when θ has a NaN or inf: the wrapper names the entry.
 
-    The blocks run in a ``prange`` loop: compiled with ``parallel``, on numba's threads;
-    without, one after another. Either way each block fills its own Δ and cost, and they are
-    added in block order: the same bits. J = Σ cost / m + penalty is left to the caller, so
-    that it is formed exactly as after ``fastbp.partial_sums``.
+    The blocks run in a ``prange`` loop: compiled with ``parallel``, on numba's threads, split
+    evenly (docs/decisions.md#chunksize); without, one after another (a single block runs so,
+    with no launch: docs/decisions.md#single-block-serial). Either way each block fills its own
+    Δ and cost, and they are added in block order: the same bits. J = Σ cost / m + penalty is
+    left to the caller, so that it is formed exactly as after ``fastbp.partial_sums``.
     """
     padded, finite = pad_weights(theta, layers)
     if not finite:
@@ -125,7 +128,8 @@ def tiled_sums(theta, layers, X, labels, Y, grad, proba, n_blocks, m, lam):
 @numba.njit(**OPTIONS)
 def pad_weights(theta, layers):
     """θ → (padded, all θ finite): every Θ^(l) zero-padded at ``layers[l, PADDED]``, then
-    Θ^(l)ᵀ padded alike at ``layers[l, TRANSPOSED]`` for l ≥ 1 (what the δ products read)."""
+    Θ^(l)ᵀ padded alike at ``layers[l, TRANSPOSED]`` for l ≥ 1: the δ products read rows of Θᵀ,
+    not Θ by columns (docs/decisions.md#transposed-theta)."""
     n_layers = layers.shape[0] - 1
     padded = np.zeros(layers[n_layers, TRANSPOSED], theta.dtype)
     finite = True
@@ -158,7 +162,8 @@ def unpad_sum(Deltas, layers, grad):
     Strip by strip, each block's segment of a row added along j (a vectorized loop per block),
     so that every block's strip is read as one contiguous stretch (docs/decisions.md#unpad-sum).
     A padded Δ is row-major, or stored by strips of C columns, then of CL (PANELS): the strip
-    of columns p0 … p0 + width − 1 starts p0 × rows entries into the layer's Δ.
+    of columns p0 … p0 + width − 1 starts p0 × rows entries into the layer's Δ. Serial: a
+    parallel sum cost seconds of cold compile for little (docs/decisions.md#unpad-sum-serial).
     """
     n_blocks = Deltas.shape[0]
     _, _, _, C, CL, _, PANELS = block_shapes(Deltas)
@@ -220,38 +225,16 @@ def times_slope(D, A):
 
 
 @numba.njit(**OPTIONS)
-def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
-    """Block b of n_blocks, a contiguous range of tiles: return Σ of its examples' costs
-    (float64), write its Δ to Deltas[b] (and h_Θ(x) to proba, when it has rows).
-
-    padded: from :func:`pad_weights`. Deltas: (n_blocks, padded Δ length), or (n_blocks, 0)
-    for no gradient. Other arguments as :func:`tiled_sums`. Both entry points call this
-    function directly (docs/decisions.md#call-depth).
-
-    Per-tile scratch, allocated once per block, zeroed (padding units stay finite): the
-    activations [1; a^(l)] unit-major by sub-tiles, ``act[p, layers[l, ACT] + unit, t]``, for
-    the products; example-major (``example_major``) for the Δ update: the input's in ``xrows``,
-    one hidden layer's at a time in ``actT``. Row or column 0 is the bias unit.
+def block_buffers(padded, layers):
+    """A block's zeroed per-tile buffers (padding units stay finite): ``act``, the activations
+    [1; a^(l)] unit-major by sub-tiles, ``act[p, layers[l, ACT] + unit, t]``, for the products;
+    ``xrows`` and ``actT``, example-major [1; x] and [1; a^(l)] of one hidden layer at a time,
+    for the Δ update (docs/decisions.md#sub-tiles, #scratch-zeroing); ``z_out``, the output
+    layer's z; ``delta`` and ``delta_below``, δ of two adjacent layers by sub-tiles. Row or
+    column 0 of the activations is the bias unit (ones).
     """
-    m = X.shape[0]
-    n_tiles = (m + TILE - 1) // TILE
-    tile_start = b * n_tiles // n_blocks
-    tile_stop = (b + 1) * n_tiles // n_blocks
-    want_grad = Deltas.shape[1] > 0
-    Delta = Deltas[b]
-    F = padded.dtype.type
-    zero = F(0.0)
-    one = F(1.0)
-    for i in range(Delta.shape[0]):  # by the thread that fills it (docs/decisions.md#zeroing)
-        Delta[i] = zero
-    R, TB, RD, C, CL, RP, PANELS = block_shapes(padded)
-    V = TRANSPOSE_BYTES // padded.itemsize  # a transposed block is V × V (``transpose_block``)
+    TB, C = block_shapes(padded)[1], block_shapes(padded)[3]
     n_layers = layers.shape[0] - 1
-    K = layers[n_layers, IN]
-    use_labels = labels.shape[0] > 0
-    has_targets = use_labels or Y.shape[0] > 0
-    write_proba = proba.shape[0] > 0
-
     most_rows = 0  # of any Θ^(l): the δ buffers hold that many units
     hidden_cols = C  # of any Θ^(l) with l ≥ 1: actT holds that many columns
     for l in range(n_layers):
@@ -261,43 +244,185 @@ def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
     n_sub = TILE // TB  # sub-tile p holds the tile's examples p TB … p TB + TB − 1
     act = np.zeros((n_sub, layers[n_layers, ACT], TB), padded.dtype)
     for l in range(n_layers):
-        act[:, layers[l, ACT], :] = one
-    xrows = example_major(layers[0, COLS], padded, C)  # the tile's [1; x]
-    actT = example_major(hidden_cols, padded, C)  # [1; a^(l)] of one hidden layer at a time
+        act[:, layers[l, ACT], :] = padded.dtype.type(1.0)
+    xrows = example_major(layers[0, COLS], padded, C)
+    actT = example_major(hidden_cols, padded, C)
     z_out = np.zeros((n_sub, layers[n_layers - 1, ROWS], TB), padded.dtype)
     delta = np.zeros((n_sub, most_rows, TB), padded.dtype)
     delta_below = np.zeros((n_sub, most_rows, TB), padded.dtype)
-    label = np.zeros(TILE, np.int64)
-    valid = np.zeros(TILE, padded.dtype)
-    linear = np.zeros(TILE, padded.dtype)
-    q = np.zeros(TILE, padded.dtype)
-    y_k = np.zeros(TILE, padded.dtype)  # the targets of one output unit; zeros without targets
-    logs = np.zeros(TILE, np.float64)
-    cap = F(708.0) if padded.itemsize == 8 else F(87.0)  # e^−cap is still a normal number
+    return act, xrows, actT, z_out, delta, delta_below
+
+
+@numba.njit(inline="always", **OVERLOAD_OPTIONS)
+def load_tile(X, row0, layers, xrows, act):
+    """Step 1's a^(1) = x for the tile at row0: X's rows, in order, into ``xrows`` (the first Δ
+    update reads them there), then transposed into ``act``; a last tile's padding examples are
+    zeros. Element loops: a slice assignment compiles numba's shape-mismatch error path
+    (docs/decisions.md#x-copy)."""
+    zero = xrows.dtype.type(0.0)
+    TB = block_shapes(xrows)[1]
+    V = TRANSPOSE_BYTES // xrows.itemsize  # a transposed block is V × V (``transpose_block``)
+    n = min(TILE, X.shape[0] - row0)
+    for t in range(TILE):
+        x_t = xrows[t, 1 : 1 + layers[0, IN]]
+        if t < n:
+            x = X[row0 + t]
+            for j in range(layers[0, IN]):
+                x_t[j] = x[j]
+        else:
+            for j in range(layers[0, IN]):
+                x_t[j] = zero
+    for j0 in range(0, layers[0, IN] + 1, V):  # the bias column and the padding come along
+        for t0 in range(0, TILE, V):
+            transpose_block(xrows, t0, j0, act[t0 // TB], j0, t0 % TB)
+
+
+@numba.njit(inline="always", **OVERLOAD_OPTIONS)
+def update_delta(Delta, layers, l, delta, AT):
+    """Step 4, Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ for the tile, ``AT`` its example-major [1; a^(l)].
+
+    Column strips outermost, so that a strip's TILE × C activations stay in L1 while every row
+    block passes (docs/decisions.md#strips); strips of C columns, then of CL; in each, blocks of
+    RD rows, then of RP. With PANELS, D is the strip's own (rows, C or CL) stretch of Δ, its
+    column d0 = 0.
+    """
+    _, _, RD, C, CL, RP, PANELS = block_shapes(Delta)
+    rows, cols = layers[l, ROWS], layers[l, COLS]
+    D = Delta[layers[l, PADDED] : layers[l + 1, PADDED]].reshape((rows, cols))
+    whole_blocks = rows - rows % RD
+    whole_strips = cols - cols % C
+    for c0 in range(0, whole_strips, C):
+        d0 = c0
+        if PANELS:
+            strip = layers[l, PADDED] + c0 * rows
+            D = Delta[strip : strip + rows * C].reshape((rows, C))
+            d0 = 0
+        delta_update(D, 0, whole_blocks, d0, delta, AT, c0, RD, C)
+        delta_update(D, whole_blocks, rows, d0, delta, AT, c0, RP, C)
+    for c0 in range(whole_strips, cols, CL):
+        d0 = c0
+        if PANELS:
+            strip = layers[l, PADDED] + c0 * rows
+            D = Delta[strip : strip + rows * CL].reshape((rows, CL))
+            d0 = 0
+        delta_update(D, 0, whole_blocks, d0, delta, AT, c0, RD, CL)
+        delta_update(D, whole_blocks, rows, d0, delta, AT, c0, RP, CL)
+
+
+@numba.njit(inline="always", **OVERLOAD_OPTIONS)
+def output_layer(z_out, delta, labels, Y, proba, row0, n, columns, cost):
+    """Step 2 for the tile of n examples at row0: δ^(L) = a^(L) − y into ``delta`` from z^(L) in
+    ``z_out`` (zero for a last tile's padding examples), h_Θ(x) into ``proba`` when it has rows
+    (then there are no targets: y = 0 and δ holds a); returns ``cost`` plus the tile's examples'
+    Σ_k softplus(z_k) − y_k z_k, added example by example. ``columns``: the block's TILE-long
+    scratch (label, valid, linear, q, y_k, logs).
+
+    Unit by unit across the tile's examples, so that it vectorizes. With e = exp(−|z|):
+    softplus(z) − y z = max(z, 0) − y z + log(1 + e), and with s = [z ≥ 0],
+    δ = a − y = ((s − y) + (1 − s) e − y e) / (1 + e): no cancellation when a saturates. The
+    logs are taken once per example, of q = Π_k (1 + e_k) − 1, kept exact for small values by
+    q ← q + e + q e, folded every 64 units so that Π stays below 2^64
+    (docs/decisions.md#output-layer, #log1p-loop, #saturated-delta).
+    """
+    label, valid, linear, q, y_k, logs = columns
+    F = z_out.dtype.type
+    zero = F(0.0)
+    one = F(1.0)
+    cap = F(708.0) if z_out.itemsize == 8 else F(87.0)  # e^−cap is still a normal number
+    TB = block_shapes(z_out)[1]
+    n_sub = TILE // TB
+    K = Y.shape[1]  # Y is (m, K) or (0, K)
+    use_labels = labels.shape[0] > 0
+    has_targets = use_labels or Y.shape[0] > 0
+    for t in range(TILE):
+        label[t] = labels[min(row0 + t, labels.shape[0] - 1)] if use_labels else 0
+        valid[t] = one if t < n else zero
+        linear[t] = zero
+        q[t] = zero
+        logs[t] = 0.0
+    for k in range(K):
+        # unit k's targets y in loops of their own (docs/decisions.md#targets-loop)
+        if use_labels and K == 1:
+            for t in range(TILE):
+                y_k[t] = F(label[t])
+        elif use_labels:
+            for t in range(TILE):
+                y_k[t] = F(label[t] == k)
+        elif has_targets:
+            for t in range(TILE):
+                y_k[t] = Y[min(row0 + t, Y.shape[0] - 1), k]
+        for p in range(n_sub):
+            z_k = z_out[p, k]
+            d_k = delta[p, k]
+            for t in range(TB):
+                z = z_k[t]
+                e = exp(-min(abs(z), cap))
+                y = y_k[p * TB + t]
+                linear[p * TB + t] += max(z, zero) - y * z
+                q[p * TB + t] += e + q[p * TB + t] * e
+                s = F(z >= zero)
+                e_a = e * F(abs(z) <= cap)  # beyond ±cap, a is exactly 0 or 1
+                d = ((s - y) + (one - s) * e_a - y * e_a) / (one + e_a)
+                d_k[t] = d * valid[p * TB + t]
+        if proba.shape[0] > 0:  # no targets: y = 0, so δ holds a
+            for t in range(n):
+                proba[row0 + t, k] = delta[t // TB, k, t % TB]
+        if k % 64 == 63:
+            for t in range(TILE):
+                logs[t] += log1p(q[t])
+                q[t] = zero
+    if has_targets:
+        for t in range(TILE):  # apart from the sum below, so that it vectorizes
+            logs[t] += log1p(q[t])
+        for t in range(n):
+            cost += linear[t] + logs[t]
+    return cost
+
+
+@numba.njit(**OPTIONS)
+def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
+    """Block b of n_blocks, a contiguous range of tiles: return Σ of its examples' costs
+    (float64), write its Δ to Deltas[b] (and h_Θ(x) to proba, when it has rows).
+
+    padded: from :func:`pad_weights`. Deltas: (n_blocks, padded Δ length), or (n_blocks, 0)
+    for no gradient. Other arguments as :func:`tiled_sums`. Both entry points call this
+    function directly (docs/decisions.md#call-depth). Its buffers are allocated once per block
+    (:func:`block_buffers`), never per tile.
+    """
+    m = X.shape[0]
+    n_tiles = (m + TILE - 1) // TILE
+    tile_start = b * n_tiles // n_blocks
+    tile_stop = (b + 1) * n_tiles // n_blocks
+    want_grad = Deltas.shape[1] > 0
+    Delta = Deltas[b]
+    zero = padded.dtype.type(0.0)
+    for i in range(Delta.shape[0]):  # by the thread that fills it (docs/decisions.md#zeroing)
+        Delta[i] = zero
+    R, TB = block_shapes(padded)[:2]
+    V = TRANSPOSE_BYTES // padded.itemsize  # a transposed block is V × V (``transpose_block``)
+    n_sub = TILE // TB  # sub-tile p holds the tile's examples p TB … p TB + TB − 1
+    n_layers = layers.shape[0] - 1
+    K = layers[n_layers, IN]
+
+    act, xrows, actT, z_out, delta, delta_below = block_buffers(padded, layers)
+    columns = (  # label, valid, linear, q, y_k (one output unit's targets), logs
+        np.zeros(TILE, np.int64),
+        np.zeros(TILE, padded.dtype),
+        np.zeros(TILE, padded.dtype),
+        np.zeros(TILE, padded.dtype),
+        np.zeros(TILE, padded.dtype),
+        np.zeros(TILE, np.float64),
+    )
 
     cost = 0.0
     for tile in range(tile_start, tile_stop):
         row0 = tile * TILE
         n = min(TILE, m - row0)
-        # 1. a^(1) = x: the tile's rows of X, in order, into xrows (example-major [1; x], what
-        # the first Δ update reads), then transposed into act; a last tile's padding examples
-        # are zeros. Element loops: a slice assignment compiles numba's shape-mismatch error
-        # path (docs/decisions.md#x-copy).
-        for t in range(TILE):
-            x_t = xrows[t, 1 : 1 + layers[0, IN]]
-            if t < n:
-                x = X[row0 + t]
-                for j in range(layers[0, IN]):
-                    x_t[j] = x[j]
-            else:
-                for j in range(layers[0, IN]):
-                    x_t[j] = zero
-        for j0 in range(0, layers[0, IN] + 1, V):  # the bias column and the padding come along
-            for t0 in range(0, TILE, V):
-                transpose_block(xrows, t0, j0, act[t0 // TB], j0, t0 % TB)
+        load_tile(X, row0, layers, xrows, act)  # 1. a^(1) = x
 
         # 1. z^(l+1) = Θ^(l) [1; a^(l)], a^(l+1) = g(z^(l+1)), R units × TB examples at once;
-        # the last block ends at the last row (rows ≥ R), overlapping the one before.
+        # the last block ends at the last row (rows ≥ R), overlapping the one before
+        # (docs/decisions.md#overlap-last-block).
         for l in range(n_layers):
             rows = layers[l, ROWS]
             W = padded[layers[l, PADDED] : layers[l + 1, PADDED]].reshape((rows, layers[l, COLS]))
@@ -314,54 +439,7 @@ def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
                 for p in range(n_sub):
                     sigmoid_rows(act[p, hi : hi + layers[l, OUT]])
 
-        # 2. The output layer, unit by unit across the tile's examples (vectorized). With
-        # e = exp(−|z|): softplus(z) − y z = max(z, 0) − y z + log(1 + e), and with s = [z ≥ 0],
-        # δ = a − y = ((s − y) + (1 − s) e − y e) / (1 + e): no cancellation when a saturates.
-        # The logs are taken once per example, of q = Π_k (1 + e_k) − 1, kept exact for small
-        # values by q ← q + e + q e, folded every 64 units so that Π stays below 2^64
-        # (docs/decisions.md#output-layer).
-        for t in range(TILE):
-            label[t] = labels[min(row0 + t, m - 1)] if use_labels else 0
-            valid[t] = one if t < n else zero
-            linear[t] = zero
-            q[t] = zero
-            logs[t] = 0.0
-        for k in range(K):
-            # unit k's targets y in loops of their own, so that the loop below vectorizes
-            if use_labels and K == 1:
-                for t in range(TILE):
-                    y_k[t] = F(label[t])
-            elif use_labels:
-                for t in range(TILE):
-                    y_k[t] = F(label[t] == k)
-            elif has_targets:
-                for t in range(TILE):
-                    y_k[t] = Y[min(row0 + t, m - 1), k]
-            for p in range(n_sub):
-                z_k = z_out[p, k]
-                d_k = delta[p, k]
-                for t in range(TB):
-                    z = z_k[t]
-                    e = exp(-min(abs(z), cap))
-                    y = y_k[p * TB + t]
-                    linear[p * TB + t] += max(z, zero) - y * z
-                    q[p * TB + t] += e + q[p * TB + t] * e
-                    s = F(z >= zero)
-                    e_a = e * F(abs(z) <= cap)  # beyond ±cap, a is exactly 0 or 1
-                    d = ((s - y) + (one - s) * e_a - y * e_a) / (one + e_a)
-                    d_k[t] = d * valid[p * TB + t]
-            if write_proba:  # no targets: y = 0, so δ holds a
-                for t in range(n):
-                    proba[row0 + t, k] = delta[t // TB, k, t % TB]
-            if k % 64 == 63:
-                for t in range(TILE):
-                    logs[t] += log1p(q[t])
-                    q[t] = zero
-        if has_targets:
-            for t in range(TILE):  # apart from the sum below, so that it vectorizes
-                logs[t] += log1p(q[t])
-            for t in range(n):
-                cost += linear[t] + logs[t]
+        cost = output_layer(z_out, delta, labels, Y, proba, row0, n, columns, cost)  # 2.
         if not want_grad:
             continue
         for k in range(K, layers[n_layers - 1, ROWS]):
@@ -378,29 +456,7 @@ def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
                     for j0 in range(0, cols, V):
                         for t0 in range(0, TB, V):
                             transpose_block(act[p], layers[l, ACT] + j0, t0, actT, p * TB + t0, j0)
-            # 4. Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ: column strips outermost, so that a strip's TILE × C
-            # activations stay in L1 while every row block passes (docs/decisions.md#strips);
-            # strips of C columns, then of CL; in each, blocks of RD rows, then of RP. With
-            # PANELS, D is the strip's own (rows, C or CL) stretch of Δ, its column d0 = 0.
-            D = Delta[layers[l, PADDED] : layers[l + 1, PADDED]].reshape((rows, cols))
-            whole_blocks = rows - rows % RD
-            whole_strips = cols - cols % C
-            for c0 in range(0, whole_strips, C):
-                d0 = c0
-                if PANELS:
-                    strip = layers[l, PADDED] + c0 * rows
-                    D = Delta[strip : strip + rows * C].reshape((rows, C))
-                    d0 = 0
-                delta_update(D, 0, whole_blocks, d0, delta, AT, c0, RD, C)
-                delta_update(D, whole_blocks, rows, d0, delta, AT, c0, RP, C)
-            for c0 in range(whole_strips, cols, CL):
-                d0 = c0
-                if PANELS:
-                    strip = layers[l, PADDED] + c0 * rows
-                    D = Delta[strip : strip + rows * CL].reshape((rows, CL))
-                    d0 = 0
-                delta_update(D, 0, whole_blocks, d0, delta, AT, c0, RD, CL)
-                delta_update(D, whole_blocks, rows, d0, delta, AT, c0, RP, CL)
+            update_delta(Delta, layers, l, delta, AT)  # 4. Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ
             if l == 0:
                 break
             # 3. δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l)): unit j of layer l is
