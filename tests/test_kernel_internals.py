@@ -4,6 +4,12 @@ in-register transpose, log1p, the serial and parallel entry points, and kernel="
 The oracle tests (every kernel against tests/reference.py and central differences) are in
 test_exactness.py; these check the pieces the tiled kernel is built from."""
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytest
@@ -11,7 +17,8 @@ import pytest
 import fastbp
 from fastbp import _plan, kernels
 from fastbp._layout import COLS, PADDED, ROWS, THETA, TRANSPOSED, layer_table
-from fastbp.kernels import simd, tiled
+from fastbp.kernels import compile, simd, tiled
+from fastbp.kernels.literal import normalize
 
 import reference
 from strategies import Problem
@@ -194,3 +201,54 @@ def test_padded_weights_and_their_transposed_copies(dtype, rng):
             assert WT.size == 0
     theta[11] = np.inf
     assert not tiled.pad_weights(theta, table)[1]
+
+
+CACHED_SIGMOID = """
+from fastbp.kernels.compile import jit
+from fastbp.kernels.simd import sigmoid
+
+
+@jit
+def g(z):
+    return sigmoid(z)
+
+
+print(g(0.0))
+"""
+
+
+def test_a_change_to_any_kernel_source_invalidates_the_cached_kernels(tmp_path):
+    """numba invalidates a cached function when its own file changes, not when a file it calls
+    into does: the kernels are keyed by all their sources (``compile.KernelCache``). A kernel
+    function cached with a copy of fastbp whose simd.py then changes g(z) must compile again."""
+    copy = tmp_path / "src" / "fastbp"
+    shutil.copytree(
+        Path(fastbp.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    (tmp_path / "probe.py").write_text(CACHED_SIGMOID)
+    path = os.pathsep.join([str(copy.parent), str(tmp_path)])
+    env = {**os.environ, "PYTHONPATH": path, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def g_of_zero():
+        run = subprocess.run(
+            [sys.executable, "-c", "import probe"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            check=True,
+            timeout=600,
+        )
+        return float(run.stdout)
+
+    assert g_of_zero() == 0.5
+    assert g_of_zero() == 0.5  # from the cache
+    simd = copy / "kernels" / "simd.py"
+    text = simd.read_text()
+    assert "return one / (one + e) * F(z >= c_low)" in text
+    simd.write_text(text.replace("return one / (one + e)", "return (one + one) / (one + e)"))
+    assert g_of_zero() == 1.0
+    assert all(
+        isinstance(dispatcher._cache, compile.KernelCache)
+        for dispatcher in (tiled.tiled_block, tiled.pad_weights, tiled.unpad_sum, normalize)
+    )

@@ -9,25 +9,63 @@ function by its name and signature, not by its options.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import types as pytypes
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numba
 import numpy as np
 from numba import types
+from numba.core.caching import FunctionCache
 from numba.core.compiler_lock import global_compiler_lock
 
-__all__ = ["KERNELS", "OPTIONS", "OVERLOAD_OPTIONS", "kernel", "slp_available"]
+__all__ = ["KERNELS", "OPTIONS", "OVERLOAD_OPTIONS", "jit", "kernel", "slp_available"]
 
 KERNELS = ("tiled", "literal")
 
 # error_model="numpy": no zero-division branch in float divisions, so the sigmoid loops vectorize;
 # fastmath={"contract"} alone: FMAs, but every sum in the order written (docs/decisions.md#options).
 OVERLOAD_OPTIONS: Any = {"error_model": "numpy", "fastmath": {"contract"}}
-OPTIONS: dict[str, Any] = {**OVERLOAD_OPTIONS, "cache": True, "nogil": True}
+OPTIONS: dict[str, Any] = {**OVERLOAD_OPTIONS, "nogil": True}  # cached by ``jit``
+
+# Everything compiled into a kernel: this package and the layer table's columns.
+SOURCES = (*sorted(Path(__file__).parent.glob("*.py")), Path(__file__).parents[1] / "_layout.py")
+
+
+def _sources_digest() -> str:
+    digest = hashlib.sha256()
+    for path in SOURCES:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+class KernelCache(FunctionCache):
+    """numba's on-disk cache, keyed by the kernels' sources too.
+
+    numba invalidates a cached function when the file that defines it changes, not when a
+    function it calls from another file does; a kernel compiles code from every file of this
+    package, so its cache entries are keyed by all of them (``SOURCES``).
+    """
+
+    digest = _sources_digest()
+
+    def _index_key(self, sig: Any, codegen: Any) -> Any:
+        return (*super()._index_key(sig, codegen), self.digest)
+
+
+def jit(function: Callable[..., Any] | None = None, **options: Any) -> Any:
+    """``numba.njit`` with the kernels' options and :class:`KernelCache`: the decorator of every
+    compiled kernel function (``@jit`` or ``@jit(parallel=...)``), compiled on first call."""
+    if function is None:
+        return lambda f: jit(f, **options)
+    dispatcher = numba.njit(**OPTIONS, **options)(function)
+    dispatcher._cache = KernelCache(function)
+    return dispatcher
+
 
 _compiled: dict[tuple[np.dtype, str, bool], Any] = {}
 _compile_lock = threading.Lock()
@@ -121,13 +159,10 @@ def kernel(dtype: Any, parallel: bool, which: str = "tiled") -> Any:
         with _compile_lock:
             dispatcher = _compiled.get(key)
             if dispatcher is None:
-                options = _parallel_options(key[2])  # numba's stubs say bool; it takes a dict
+                dispatcher = jit(_entry_point(which, key[2]), parallel=_parallel_options(key[2]))
                 with slp_vectorization():
-                    dispatcher = numba.njit(
-                        signature(key[0], which),
-                        parallel=options,  # type: ignore[arg-type]
-                        **OPTIONS,
-                    )(_entry_point(which, key[2]))
+                    dispatcher.compile(signature(key[0], which))
+                dispatcher.disable_compile()  # one signature per dtype
                 _compiled[key] = dispatcher
     return dispatcher
 

@@ -18,11 +18,10 @@ over tiles of examples, fast; this file is what it computes, line by line.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from .._layout import IN, OUT, THETA
-from .compile import OPTIONS
+from .compile import jit
 
 __all__ = ["literal_sums", "normalize"]
 
@@ -104,7 +103,7 @@ def literal_sums(theta, layers, X, labels, Y, grad, proba, m, lam):
     return cost, normalize(theta, layers, grad, m, lam, grad)
 
 
-@numba.njit(**OPTIONS)
+@jit
 def normalize(theta, layers, Delta, m, lam, grad):
     """Step 5, in one pass: grad = Δ/m + (λ/m) Θ on non-bias weights (column 0 of every Θ^(l)
     is not regularized); returns the penalty (λ/2m) Σ_{j≥1} Θ², in float64.

@@ -26,7 +26,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from .compile import OVERLOAD_OPTIONS
+from .compile import OVERLOAD_OPTIONS, jit
 
 __all__ = [
     "BLOCK_SHAPES",
@@ -34,10 +34,13 @@ __all__ = [
     "TRANSPOSE_BYTES",
     "block_shapes",
     "delta_update",
+    "example_major",
     "exp",
     "log1p",
     "product_block",
     "sigmoid",
+    "sigmoid_rows",
+    "times_slope",
     "transpose_block",
 ]
 
@@ -159,6 +162,19 @@ def transpose_block(typingctx, src, s0, s1, dst, d0, d1):
         return context.get_dummy_value()
 
     return types.none(src, types.intp, types.intp, dst, types.intp, types.intp), codegen
+
+
+@jit
+def example_major(cols, like, C):
+    """A zeroed (TILE, ≥ cols) buffer of ``like``'s dtype with column 0 (the bias unit) all ones.
+
+    Its row stride is never a multiple of 4 KiB, where the TILE rows would fall in one L1 set
+    (docs/decisions.md#row-stride).
+    """
+    stride = cols + C if (cols * like.itemsize) % 4096 == 0 else cols
+    buffer = np.zeros((TILE, stride), like.dtype)
+    buffer[:, 0] = like.dtype.type(1.0)
+    return buffer
 
 
 # ------------------------------------------------------------------- exp, log1p and the sigmoid
@@ -289,6 +305,26 @@ def _sigmoid_overload(z):
         return one / (one + e) * F(z >= c_low)
 
     return impl
+
+
+@jit
+def sigmoid_rows(A):
+    """A ← g(A), elementwise: a layer's products z become its activations a = g(z)."""
+    for i in range(A.shape[0]):
+        row = A[i]
+        for t in range(row.shape[0]):
+            row[t] = sigmoid(row[t])
+
+
+@jit
+def times_slope(D, A):
+    """D ← D .* A .* (1 − A): (Θᵀ δ) times g'(z) = a (1 − a), the δ recurrence's last step."""
+    one = A.dtype.type(1.0)
+    for i in range(D.shape[0]):
+        d = D[i]
+        a = A[i]
+        for t in range(d.shape[0]):
+            d[t] = d[t] * (a[t] * (one - a[t]))
 
 
 # ---------------------------------------------------------------------------- register blocks

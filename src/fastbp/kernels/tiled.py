@@ -35,7 +35,7 @@ import numpy as np
 from numba import prange
 
 from .._layout import ACT, COLS, IN, OUT, PADDED, ROWS, THETA, TRANSPOSED, layer_table
-from .compile import OPTIONS, OVERLOAD_OPTIONS
+from .compile import OVERLOAD_OPTIONS, jit
 from .literal import normalize
 from .simd import (
     BLOCK_SHAPES,
@@ -43,10 +43,12 @@ from .simd import (
     TRANSPOSE_BYTES,
     block_shapes,
     delta_update,
+    example_major,
     exp,
     log1p,
     product_block,
-    sigmoid,
+    sigmoid_rows,
+    times_slope,
     transpose_block,
 )
 
@@ -125,7 +127,7 @@ def tiled_sums(theta, layers, X, labels, Y, grad, proba, n_blocks, m, lam):
 # ------------------------------------------------------------------- weights in, gradient out
 
 
-@numba.njit(**OPTIONS)
+@jit
 def pad_weights(theta, layers):
     """θ → (padded, all θ finite): every Θ^(l) zero-padded at ``layers[l, PADDED]``, then
     Θ^(l)ᵀ padded alike at ``layers[l, TRANSPOSED]`` for l ≥ 1: the δ products read rows of Θᵀ,
@@ -155,7 +157,7 @@ def pad_weights(theta, layers):
     return padded, finite
 
 
-@numba.njit(**OPTIONS)
+@jit
 def unpad_sum(Deltas, layers, grad):
     """grad = Σ_b Deltas[b] in the flat layout, the blocks added in block order for every entry.
 
@@ -191,40 +193,7 @@ def unpad_sum(Deltas, layers, grad):
 # ------------------------------------------------------------------------------ one block
 
 
-@numba.njit(**OPTIONS)
-def example_major(cols, like, C):
-    """A zeroed (TILE, ≥ cols) buffer of ``like``'s dtype with column 0 (the bias unit) all ones.
-
-    Its row stride is never a multiple of 4 KiB, where the TILE rows would fall in one L1 set
-    (docs/decisions.md#row-stride).
-    """
-    stride = cols + C if (cols * like.itemsize) % 4096 == 0 else cols
-    buffer = np.zeros((TILE, stride), like.dtype)
-    buffer[:, 0] = like.dtype.type(1.0)
-    return buffer
-
-
-@numba.njit(**OPTIONS)
-def sigmoid_rows(A):
-    """A ← g(A), elementwise: a layer's products z become its activations a = g(z)."""
-    for i in range(A.shape[0]):
-        row = A[i]
-        for t in range(row.shape[0]):
-            row[t] = sigmoid(row[t])
-
-
-@numba.njit(**OPTIONS)
-def times_slope(D, A):
-    """D ← D .* A .* (1 − A): (Θᵀ δ) times g'(z) = a (1 − a), the δ recurrence's last step."""
-    one = A.dtype.type(1.0)
-    for i in range(D.shape[0]):
-        d = D[i]
-        a = A[i]
-        for t in range(d.shape[0]):
-            d[t] = d[t] * (a[t] * (one - a[t]))
-
-
-@numba.njit(**OPTIONS)
+@jit
 def block_buffers(padded, layers):
     """A block's zeroed per-tile buffers (padding units stay finite): ``act``, the activations
     [1; a^(l)] unit-major by sub-tiles, ``act[p, layers[l, ACT] + unit, t]``, for the products;
@@ -379,7 +348,7 @@ def output_layer(z_out, delta, labels, Y, proba, row0, n, columns, cost):
     return cost
 
 
-@numba.njit(**OPTIONS)
+@jit
 def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
     """Block b of n_blocks, a contiguous range of tiles: return Σ of its examples' costs
     (float64), write its Δ to Deltas[b] (and h_Θ(x) to proba, when it has rows).
