@@ -3,7 +3,7 @@
 Every implementation turns a problem into a :class:`Prepared` evaluation: the data converted once
 (as an optimizer would use it), θ in the implementation's own layout, a ``call`` that is timed,
 and the conversion of its gradient back to fastbp's flat layout for the agreement check. All of
-them compute DESIGN.md's cost
+them compute docs/design.md's cost
 
     J = (1/m) Σ_i Σ_k [−y_k log h_k − (1 − y_k) log(1 − h_k)] + (λ/2m) Σ (non-bias Θ)²
 
@@ -39,7 +39,7 @@ __all__ = [
     "to_sklearn_layout",
 ]
 
-# Agreement with fastbp required before a peer is timed (relative, DESIGN.md's measures).
+# Agreement with fastbp required before a peer is timed (relative, docs/design.md's measures).
 TOLERANCE = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
 
 
@@ -81,7 +81,7 @@ class Implementation:
 
 @dataclass(frozen=True)
 class Agreement:
-    """DESIGN.md's measures against fastbp: cost |J − J_ref| / |J_ref|, gradient max-norm relative."""
+    """docs/design.md's measures against fastbp: cost |J − J_ref| / |J_ref|, gradient max-norm relative."""
 
     cost: float
     grad: float
@@ -215,7 +215,7 @@ def _prepare_sklearn(problem: Problem) -> Prepared:
     # Fitting once only sets up the network's structure (the weights are replaced at every
     # call), so a few rows of every class suffice. Integer 0/1 labels give one logistic output;
     # a one-hot indicator matrix makes scikit-learn treat the task as multi-label, whose loss is
-    # the sum of K binary cross-entropies: DESIGN.md's cost (a softmax output would not be).
+    # the sum of K binary cross-entropies: docs/design.md's cost (a softmax output would not be).
     n_fit = max(2, K)
     fit_rows = np.arange(n_fit)
     fit_targets = fit_rows % 2 if K == 1 else np.eye(K, dtype=np.int64)[fit_rows % K]

@@ -27,7 +27,7 @@ def measure_problem(
 ) -> list[dict[str, Any]]:
     """One record per implementation: its agreement with fastbp and, if it agrees, its timing.
 
-    ``status`` is "timed", "disagrees" (relative error above DESIGN.md's tolerance: reported,
+    ``status`` is "timed", "disagrees" (relative error above docs/design.md's tolerance: reported,
     not timed), "missing" (an optional peer that is not installed) or "failed" (it raised; the
     message is kept). Each timed record has ms per (J, grad) call, GFLOP/s, % of ``peak_gflops``
     and ``fastbp_over_this``: fastbp's time divided by this implementation's, and

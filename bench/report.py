@@ -342,7 +342,7 @@ def render(results: dict[str, Any], plot: str | None = None) -> str:
         "### Every result",
         "",
         (
-            "Agreement is DESIGN.md's: |J − J_fastbp| / |J_fastbp| and max-norm relative gradient "
+            "Agreement is docs/design.md's: |J − J_fastbp| / |J_fastbp| and max-norm relative gradient "
             "difference, checked before timing (tolerance 1e-9 in float64, 1e-4 in float32)."
         ),
         "",

@@ -1,4 +1,4 @@
-"""Slow, plainly correct NumPy version of DESIGN.md. Shares no code with fastbp.
+"""Slow, plainly correct NumPy version of docs/design.md. Shares no code with fastbp.
 
 Everything here is written for clarity, in float64 unless told otherwise, one example at a time
 for the gradient and with whole matrices for the cost.
@@ -45,7 +45,7 @@ def softplus(z):
 
 
 def cost_and_grad(theta, X, y, layer_sizes, lam=0.0):
-    """J and D of DESIGN.md by the literal per-example loop, in float64 arithmetic."""
+    """J and D of docs/design.md by the literal per-example loop, in float64 arithmetic."""
     X = np.asarray(X, dtype=np.float64)
     theta = np.asarray(theta, dtype=np.float64)
     m = X.shape[0]
@@ -108,7 +108,7 @@ def numerical_gradient(f, theta, eps=1e-4):
 
 
 def max_rel(g, g_ref):
-    """max |g − g_ref| / max |g_ref| (DESIGN.md's gradient measure)."""
+    """max |g − g_ref| / max |g_ref| (docs/design.md's gradient measure)."""
     g, g_ref = np.asarray(g, np.float64), np.asarray(g_ref, np.float64)
     scale = np.max(np.abs(g_ref))
     return float(np.max(np.abs(g - g_ref)) / scale) if scale > 0 else float(np.max(np.abs(g)))

@@ -1,4 +1,4 @@
-"""pack / unpack / n_params: the flat layout of DESIGN.md, C and Octave (F) order."""
+"""pack / unpack / n_params: the flat layout of docs/design.md, C and Octave (F) order."""
 
 import numpy as np
 import pytest

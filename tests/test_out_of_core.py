@@ -1,4 +1,4 @@
-"""Memory-mapped X and y are streamed: extra memory never grows with m (DESIGN.md, "Parallel,
+"""Memory-mapped X and y are streamed: extra memory never grows with m (docs/design.md, "Parallel,
 deterministic accumulation"), and the result does not depend on how X is stored."""
 
 import json

@@ -43,7 +43,7 @@ def test_saturated_outputs_are_finite_and_exact(dtype, K):
 @pytest.mark.parametrize("z", [7.5, 15.0, -15.0])
 @pytest.mark.parametrize("label", [0, 1])
 def test_nearly_saturated_output_keeps_its_digits_in_float32(kernel, z, label):
-    """a − y for a = g(z) near its target: J and ∇J within DESIGN.md's 1e-4 of float64.
+    """a − y for a = g(z) near its target: J and ∇J within docs/design.md's 1e-4 of float64.
 
     In float32 a = g(7.5) = 1 − 5.5e-4 is known to 6e-8, so a rounded a minus y = 1 is 1e-4
     off; g(15) − 1 = −3.1e-7 lies below that rounding altogether (a hypothesis example found
