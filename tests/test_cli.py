@@ -77,6 +77,12 @@ def test_info_prints_the_threading_layer():
     assert int(lines["threads"]) >= 1
     assert lines["fork_safe"] in ("True", "False")
     assert lines["slp_vectorizer"] == "True"
+    assert lines["isa"] in ("avx2", "avx512")
+    assert "float64" in lines["block_shapes"]
+    avx2 = run("--info", NUMBA_CPU_NAME="znver3", NUMBA_CPU_FEATURES="+avx,+avx2,+fma")
+    assert "isa: avx2" in avx2.stdout
+    avx512 = run("--info", NUMBA_CPU_NAME="znver4", NUMBA_CPU_FEATURES="+avx2,+fma,+avx512f")
+    assert "isa: avx512" in avx512.stdout
     forced = run("--info", NUMBA_THREADING_LAYER="workqueue")
     assert "layer: workqueue" in forced.stdout
 

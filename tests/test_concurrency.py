@@ -174,6 +174,8 @@ def test_threading_info():
     assert info["threads"] == numba.get_num_threads()
     assert info["fork_safe"] is (info["layer"] != "omp")
     assert isinstance(np.float64(info["threads"]), np.float64)
+    assert info["isa"] in ("avx2", "avx512")
+    assert set(info["block_shapes"]) == {"float64", "float32"}
 
 
 def test_objective_threads_option_gives_the_same_bits(rng):

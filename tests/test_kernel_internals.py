@@ -53,7 +53,8 @@ def test_register_block_shapes_fit_together():
     """Padded rows are a multiple of RP and at least R, columns a multiple of CL: every block
     that ends a loop fits, a product's last block of R rows stays within the layer, and the
     columns past the last whole C-panel are whole CL-panels."""
-    for dtype, (R, TB, RD, C, CL, RP, PANELS) in simd.BLOCK_SHAPES.items():
+    shapes = [s for by_dtype in simd.BLOCK_SHAPES_BY_ISA.values() for s in by_dtype.items()]
+    for dtype, (R, TB, RD, C, CL, RP, PANELS) in shapes:
         assert PANELS in (0, 1)
         assert simd.TILE % TB == 0
         assert RD % RP == 0
@@ -67,12 +68,21 @@ def test_register_block_shapes_fit_together():
             assert np.all(cols[1:] > rows[:-1])  # the bias and every padded unit below
 
 
-@pytest.mark.parametrize(("dtype", "sizes"), [(np.float64, (20, 38, 5)), (np.float32, (31, 38, 5))])
-def test_register_block_remainders(dtype, sizes, rng):
+REMAINDER_SIZES = {  # per ISA and dtype: layer sizes that leave every remainder below
+    ("avx2", np.float64): (20, 38, 5),
+    ("avx2", np.float32): (31, 38, 5),
+    ("avx512", np.float64): (31, 38, 5),
+    ("avx512", np.float32): (31, 38, 5),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_register_block_remainders(dtype, rng):
     """Padded sizes that leave remainders: rows past the last full Δ block and, where R does
     not divide them, a product's last block that overlaps the one before (float64), and Δs
-    that end in every possible number of narrower CL-column panels after whole C-column ones
-    (float64: one of 8 after panels of 16; float32: one or two of 8 after panels of 24)."""
+    that end in every possible number (1 … C/CL − 1) of narrower CL-column strips after whole
+    C-column ones, for the block shapes of the ISA the kernels compile for."""
+    sizes = REMAINDER_SIZES[simd.ISA, dtype]
     table = kernels.padded_table(sizes, np.dtype(dtype))
     (rows_1, cols_1), (rows_2, cols_2) = table[:-1, [ROWS, COLS]]
     R, _, RD, C, CL, RP, _ = simd.BLOCK_SHAPES[np.dtype(dtype)]

@@ -165,9 +165,12 @@ def threading_info() -> dict[str, Any]:
     forked children may run parallel kernels; ``serial_fallback`` is True in a forked child that
     must run the serial kernels; ``tbb_library`` is the libtbb fastbp loaded, if any;
     ``slp_vectorizer`` whether the kernels are compiled with LLVM's SLP vectorizer (numba's
-    internal setting: where it is missing the kernels are slower, not wrong).
+    internal setting: where it is missing the kernels are slower, not wrong); ``isa`` the
+    vector instruction set they are compiled for ("avx512" or "avx2", numba's target CPU) and
+    ``block_shapes`` their register blocks per dtype, (R, TB, RD, C, CL, RP, PANELS)
+    (``fastbp.kernels.simd``).
     """
-    from .kernels import slp_available
+    from .kernels import simd, slp_available
 
     if not threads_launched() and not _forked_after_unsafe_launch:
         _numba_parallel._launch_threads()
@@ -179,6 +182,8 @@ def threading_info() -> dict[str, Any]:
         "serial_fallback": _forked_after_unsafe_launch,
         "tbb_library": tbb_library,
         "slp_vectorizer": slp_available(),
+        "isa": simd.ISA,
+        "block_shapes": {dtype.name: shape for dtype, shape in simd.BLOCK_SHAPES.items()},
     }
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._layout import IN, OUT, THETA
 from .compile import jit
+from .simd import kernel_features
 
 __all__ = ["literal_sums", "normalize"]
 
@@ -31,6 +32,7 @@ def literal_sums(theta, layers, X, labels, Y, grad, proba, m, lam):
     one example at a time, serially. Arguments as ``tiled.tiled_sums`` (there is one block);
     (NaN, NaN) when θ is not finite.
     """
+    kernel_features()
     F = theta.dtype.type
     one = F(1.0)
     zero = F(0.0)
@@ -113,6 +115,7 @@ def normalize(theta, layers, Delta, m, lam, grad):
     Computed in float64. With m = 1 and λ = 0, grad = Δ and the penalty is 0, exactly. With
     λ = 0 the penalty is 0 whatever θ (Σ Θ² may overflow for finite weights beyond 1e154).
     """
+    kernel_features()
     want_grad = grad.shape[0] > 0
     F = grad.dtype.type
     scale = lam / m

@@ -4,7 +4,11 @@ Everything here is inlined into ``tiled.py``'s loops and written so that LLVM (w
 vectorizer on, see ``compile.py``) turns it into vector code: no libm calls, no branches in
 elementwise loops, literal trip counts for the register blocks.
 
-Register blocks, per dtype — ``BLOCK_SHAPES[dtype] = (R, TB, RD, C, CL, RP, PANELS)``:
+The register blocks are sized for the vector registers of the CPU the kernels compile for
+(:data:`ISA`): numba's target, ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` when set, else this
+machine's. "avx512": 32 registers of 512 bits; "avx2" (also every CPU without AVX-512): 16 of
+256 bits. Only the target's shapes compile. Per ISA and dtype,
+``BLOCK_SHAPES[dtype] = (R, TB, RD, C, CL, RP, PANELS)``:
 
     R × TB   units × examples of a product block (the forward and δ products); a tile of TILE
              examples is stored as TILE / TB sub-tiles of TB examples each
@@ -30,6 +34,7 @@ from .compile import OVERLOAD_OPTIONS, jit
 
 __all__ = [
     "BLOCK_SHAPES",
+    "ISA",
     "TILE",
     "TRANSPOSE_BYTES",
     "block_shapes",
@@ -46,12 +51,53 @@ __all__ = [
 
 TILE = 32  # examples per tile (docs/decisions.md#tile)
 
-# Measured per dtype on AVX2 machines (docs/decisions.md#block-shapes); PANELS: float64's Δ by
-# strips gained, float32's lost (docs/decisions.md#delta-panels).
-BLOCK_SHAPES = {
-    np.dtype(np.float64): (3, 16, 3, 16, 8, 1, 1),
-    np.dtype(np.float32): (2, 32, 4, 24, 8, 2, 0),
+
+def target_features() -> str:
+    """The CPU features numba compiles for: ``NUMBA_CPU_FEATURES`` when set, else this CPU's."""
+    from numba.core import config
+    from numba.core.codegen import get_host_cpu_features
+
+    features = getattr(config, "CPU_FEATURES", None)  # NUMBA_CPU_FEATURES
+    return str(features if features is not None else get_host_cpu_features())
+
+
+ISA = "avx512" if "+avx512f" in target_features().split(",") else "avx2"
+
+# Measured per ISA and dtype (docs/decisions.md#block-shapes, #avx512-shapes); PANELS: on AVX2
+# float64's Δ by strips gained and float32's lost (docs/decisions.md#delta-panels).
+BLOCK_SHAPES_BY_ISA: dict[str, dict[np.dtype, tuple[int, ...]]] = {
+    "avx2": {
+        np.dtype(np.float64): (3, 16, 3, 16, 8, 1, 1),
+        np.dtype(np.float32): (2, 32, 4, 24, 8, 2, 0),
+    },
+    "avx512": {
+        np.dtype(np.float64): (4, 32, 4, 24, 8, 1, 1),
+        np.dtype(np.float32): (4, 32, 4, 24, 8, 2, 1),
+    },
 }
+BLOCK_SHAPES = BLOCK_SHAPES_BY_ISA[ISA]
+
+# LLVM vectorizes with gathers and scatters where AVX-512 makes them legal, and they are many
+# times slower than contiguous loads (docs/decisions.md#no-gathers): every kernel function is
+# compiled with these features on top of the target's.
+KERNEL_FEATURES = ",".join(
+    [target_features(), "+prefer-no-gather", "+prefer-no-scatter"]
+    + (["-prefer-256-bit"] if ISA == "avx512" else [])
+)
+
+
+@intrinsic
+def kernel_features(typingctx):
+    """Give the calling function :data:`KERNEL_FEATURES` (an LLVM "target-features" attribute,
+    which replaces the target machine's for that function). Every jit function of the kernels
+    calls it first; inlining needs the caller's features to include the callee's."""
+
+    def codegen(context, builder, signature, args):
+        # llvmlite lists the attributes it knows; a string attribute goes in as it is printed
+        set.add(builder.function.attributes, f'"target-features"="{KERNEL_FEATURES}"')
+        return context.get_dummy_value()
+
+    return types.none(), codegen
 
 
 @intrinsic
@@ -171,6 +217,7 @@ def example_major(cols, like, C):
     Its row stride is never a multiple of 4 KiB, where the TILE rows would fall in one L1 set
     (docs/decisions.md#row-stride).
     """
+    kernel_features()
     stride = cols + C if (cols * like.itemsize) % 4096 == 0 else cols
     buffer = np.zeros((TILE, stride), like.dtype)
     buffer[:, 0] = like.dtype.type(1.0)
@@ -310,6 +357,7 @@ def _sigmoid_overload(z):
 @jit
 def sigmoid_rows(A):
     """A ← g(A), elementwise: a layer's products z become its activations a = g(z)."""
+    kernel_features()
     for i in range(A.shape[0]):
         row = A[i]
         for t in range(row.shape[0]):
@@ -319,6 +367,7 @@ def sigmoid_rows(A):
 @jit
 def times_slope(D, A):
     """D ← D .* A .* (1 − A): (Θᵀ δ) times g'(z) = a (1 − a), the δ recurrence's last step."""
+    kernel_features()
     one = A.dtype.type(1.0)
     for i in range(D.shape[0]):
         d = D[i]
@@ -352,6 +401,7 @@ def _product_block_overload(W, i0, B, n_k, out):
     F = numba.np.numpy_support.as_dtype(W.dtype).type
 
     def impl(W, i0, B, n_k, out):
+        kernel_features()
         s = numba.carray(stack_empty(block, W.dtype), (R, TB))
         for i in range(R):
             for t in range(TB):
@@ -396,6 +446,7 @@ def _delta_update_overload(D, r0, r1, d0, delta, AT, c0, RD, CD):
     n_sub = TILE // TB
 
     def impl(D, r0, r1, d0, delta, AT, c0, RD, CD):
+        kernel_features()
         for rb in range(r0, r1, n_rows):
             a = numba.carray(stack_empty(block, D.dtype), (n_rows, n_cols))
             for i in range(n_rows):

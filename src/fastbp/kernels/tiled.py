@@ -45,6 +45,7 @@ from .simd import (
     delta_update,
     example_major,
     exp,
+    kernel_features,
     log1p,
     product_block,
     sigmoid_rows,
@@ -108,6 +109,7 @@ def tiled_sums(theta, layers, X, labels, Y, grad, proba, n_blocks, m, lam):
     Δ and cost, and they are added in block order: the same bits. J = Σ cost / m + penalty is
     left to the caller, so that it is formed exactly as after ``fastbp.partial_sums``.
     """
+    kernel_features()
     padded, finite = pad_weights(theta, layers)
     if not finite:
         return np.nan, np.nan
@@ -132,6 +134,7 @@ def pad_weights(theta, layers):
     """θ → (padded, all θ finite): every Θ^(l) zero-padded at ``layers[l, PADDED]``, then
     Θ^(l)ᵀ padded alike at ``layers[l, TRANSPOSED]`` for l ≥ 1: the δ products read rows of Θᵀ,
     not Θ by columns (docs/decisions.md#transposed-theta)."""
+    kernel_features()
     n_layers = layers.shape[0] - 1
     padded = np.zeros(layers[n_layers, TRANSPOSED], theta.dtype)
     finite = True
@@ -167,6 +170,7 @@ def unpad_sum(Deltas, layers, grad):
     of columns p0 … p0 + width − 1 starts p0 × rows entries into the layer's Δ. Serial: a
     parallel sum cost seconds of cold compile for little (docs/decisions.md#unpad-sum-serial).
     """
+    kernel_features()
     n_blocks = Deltas.shape[0]
     _, _, _, C, CL, _, PANELS = block_shapes(Deltas)
     for l in range(layers.shape[0] - 1):
@@ -202,6 +206,7 @@ def block_buffers(padded, layers):
     layer's z; ``delta`` and ``delta_below``, δ of two adjacent layers by sub-tiles. Row or
     column 0 of the activations is the bias unit (ones).
     """
+    kernel_features()
     TB, C = block_shapes(padded)[1], block_shapes(padded)[3]
     n_layers = layers.shape[0] - 1
     most_rows = 0  # of any Θ^(l): the δ buffers hold that many units
@@ -358,6 +363,7 @@ def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
     function directly (docs/decisions.md#call-depth). Its buffers are allocated once per block
     (:func:`block_buffers`), never per tile.
     """
+    kernel_features()
     m = X.shape[0]
     n_tiles = (m + TILE - 1) // TILE
     tile_start = b * n_tiles // n_blocks

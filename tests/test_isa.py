@@ -1,0 +1,95 @@
+"""The kernels' machine code for every x86-64 target, checked on any x86-64 machine.
+
+Each target is compiled, not run, in a fresh process (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``
+and a numba cache of its own): an AVX-512 build can be read on a machine without AVX-512.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 targets only"
+)
+
+# LLVM completes each CPU's features from its name; the ISA switch reads the explicit list.
+TARGETS = {
+    "avx2": ("znver3", "+avx,+avx2,+fma,+f16c,+bmi,+bmi2"),
+    "avx512": ("znver4", "+avx,+avx2,+fma,+f16c,+bmi,+bmi2,+avx512f,+avx512vl,+avx512bw,+avx512dq"),
+}
+
+INSPECT = textwrap.dedent(
+    """
+    import json, re
+    import numpy as np
+    from fastbp import kernels
+    from fastbp.kernels import simd
+
+    FMA = re.compile(r"\\bvfn?m(add|sub)\\w*p[sd]\\s+%?([xyz])mm")  # packed multiply-adds
+    counts = {}
+    for dtype in ("float64", "float32"):
+        for parallel in (False, True):
+            dispatcher = kernels.kernel(np.dtype(dtype), parallel)  # compiles, runs nothing
+            asm = "\\n".join(dispatcher.inspect_asm().values())
+            widths = [match[1] for match in FMA.findall(asm)]
+            counts[f"{dtype} {'parallel' if parallel else 'serial'}"] = {
+                "gather_scatter": len(re.findall(r"\\bvp?(gather|scatter)\\w*", asm)),
+                "fma": {width: widths.count(width) for width in "xyz"},
+            }
+    print(json.dumps({"isa": simd.ISA, "entry_points": counts}))
+    """
+)
+
+
+def inspect(target, tmp_path):
+    cpu, features = TARGETS[target]
+    env = {
+        **os.environ,
+        "NUMBA_CPU_NAME": cpu,
+        "NUMBA_CPU_FEATURES": features,
+        "NUMBA_CACHE_DIR": str(tmp_path / target),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", INSPECT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def machine_code(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("isa")
+    with ThreadPoolExecutor(len(TARGETS)) as pool:  # one compiling process per core
+        results = pool.map(lambda target: inspect(target, tmp_path), TARGETS)
+        return dict(zip(TARGETS, results, strict=True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", TARGETS)
+def test_no_gathers_or_scatters_and_the_target_register_width(machine_code, target):
+    """LLVM may vectorize a loop with gathers and scatters where AVX-512 makes them legal, and
+    they are many times slower than the contiguous loads they replace: none anywhere in the
+    entry points (the tiled kernel and everything it calls). The packed multiply-adds run on
+    the target's widest registers, more of them than on any narrower one: zmm for AVX-512, ymm
+    (and never zmm) for AVX2."""
+    code = machine_code[target]
+    assert code["isa"] == target
+    for entry_point, counts in code["entry_points"].items():
+        assert counts["gather_scatter"] == 0, (target, entry_point, counts)
+        fma = counts["fma"]
+        if target == "avx512":
+            assert fma["z"] > max(fma["y"], fma["x"]), (entry_point, fma)
+        else:
+            assert fma["z"] == 0, (entry_point, fma)
+            assert fma["y"] > fma["x"], (entry_point, fma)
