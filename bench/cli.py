@@ -20,13 +20,14 @@ from .machine import cpu_jiffies, describe_machine, stolen_percent
 from .measure import measure_problem
 from .probe import memory_profile, startup_times
 from .report import plot_scaling, render, replace_readme_section
+from .target import TARGETS, target_environment
 from .timing import available_cores, gemm_peak, thread_count
 
 __all__ = ["main"]
 
 BENCH = Path(__file__).resolve().parent
 README = BENCH / "README.md"
-PLOT = BENCH / "ex4-scaling.png"
+PLOT = "ex4-scaling-{isa}.png"  # in bench/, one per ISA like the README's sections
 QUICK_CASES = ("tiny", "digits", "ex4")
 SCALING_CASE = "ex4"
 SCALING_M = (100, 300, 1000, 3000, 10000, 30000)
@@ -101,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
         "timings, no start-up, memory or scaling measurements",
     )
     parser.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="host",
+        help="the CPU fastbp compiles for: this one as it is (host), or this one without "
+        "AVX-512 (avx2), to measure both builds on an AVX-512 machine (default: host)",
+    )
+    parser.add_argument(
         "--output-dir",
         type=Path,
         default=BENCH / "results",
@@ -127,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--write-readme needs a full run: the README shows every case and dtype")
     if args.from_json:
         return _render_only(parser, args)
+    if any(os.environ.get(k) != v for k, v in target_environment(args.target).items()):
+        parser.error("--target needs `python -m bench` (it is set before numba is imported)")
     if not 1 <= args.threads <= available_cores():
         parser.error(f"--threads must be between 1 and {available_cores()}, got {args.threads}")
     try:
@@ -134,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing written", file=sys.stderr)
         return 130
-    stem = f"{results['date'][:10]}-{_safe(results['host'])}" + ("-quick" if args.quick else "")
+    stem = f"{results['date'][:10]}-{_safe(results['host'])}-{results['kernels']['isa']}"
+    stem += "-quick" if args.quick else ""
     args.output_dir.mkdir(parents=True, exist_ok=True)
     json_path = args.output_dir / f"{stem}.json"
     json_path.write_text(json.dumps(results, indent=1) + "\n")
@@ -145,6 +156,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_readme:
         _write_readme(results, json_path)
     return 0
+
+
+def _kernels(target: str) -> dict[str, Any]:
+    """What fastbp's kernels are compiled for: the ISA, the CPU and its register blocks."""
+    import llvmlite.binding as llvm
+
+    import fastbp
+
+    info = fastbp.threading_info()
+    return {
+        "target": target,
+        "isa": info["isa"],
+        "cpu_name": os.environ.get("NUMBA_CPU_NAME") or llvm.get_host_cpu_name(),
+        "block_shapes": info["block_shapes"],
+    }
 
 
 def _safe(host: str) -> str:
@@ -168,11 +194,13 @@ def _render_only(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
 def _write_readme(results: dict[str, Any], json_path: Path) -> None:
     """Put the tables of ``results`` into bench/README.md, and redraw the scaling plot."""
     source = _relative_to_bench(json_path)
-    plot = PLOT.name if results.get("scaling") else None
-    README.write_text(replace_readme_section(README.read_text(), render(results, plot), source))
+    isa = results.get("kernels", {}).get("isa", "avx2")  # older runs: AVX2 machines only
+    plot = PLOT.format(isa=isa) if results.get("scaling") else None
+    section = render(results, plot)
+    README.write_text(replace_readme_section(README.read_text(), section, source, isa))
     if plot:
-        plot_scaling(results, PLOT)
-    print(f"wrote {README}" + (f" and {PLOT}" if plot else ""), file=sys.stderr)
+        plot_scaling(results, BENCH / plot)
+    print(f"wrote {README}" + (f" and {BENCH / plot}" if plot else ""), file=sys.stderr)
 
 
 def _relative_to_bench(path: Path) -> str:
@@ -216,6 +244,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
             "skip": sorted(skip),
         },
         "machine": describe_machine(),
+        "kernels": _kernels(args.target),
         # The machine may be shared: the 1-minute load average before and after says how busy,
         # and on a virtual machine the time the hypervisor gave to others (cpu_stolen_percent).
         "load_average": {"start": os.getloadavg()[0]},

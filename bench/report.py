@@ -15,14 +15,17 @@ __all__ = [
     "README_END",
     "README_START",
     "plot_scaling",
-    "readme_source",
+    "readme_sources",
     "render",
     "replace_readme_section",
 ]
 
-README_START = "<!-- bench:results {source} -->"
+README_START = "<!-- bench:results {isa} {source} -->"  # one section per ISA
 README_END = "<!-- bench:end -->"
-_SECTION = re.compile(r"<!-- bench:results (?P<source>\S+) -->\n.*?<!-- bench:end -->", re.DOTALL)
+_SECTION = re.compile(
+    r"<!-- bench:results (?:(?P<isa>avx2|avx512) )?(?P<source>\S+) -->\n.*?<!-- bench:end -->",
+    re.DOTALL,
+)
 
 
 def _ms(x: float) -> str:
@@ -66,6 +69,21 @@ def _names(results: dict[str, Any]) -> dict[str, str]:
     return {impl["key"]: impl["name"] for impl in results["implementations"]}
 
 
+def _kernel_lines(kernels: dict[str, Any] | None) -> list[str]:
+    """What the kernels were compiled for (absent from the results of older runs)."""
+    if kernels is None:
+        return []
+    shapes = "; ".join(
+        f"{dtype} {tuple(shape)}" for dtype, shape in kernels["block_shapes"].items()
+    )
+    target = " (--target avx2: this CPU without AVX-512)" if kernels["target"] == "avx2" else ""
+    line = (
+        f"- **Kernels**: compiled for {kernels['isa']} ({kernels['cpu_name']}){target}; register "
+        f"blocks (R, TB, RD, C, CL, RP, PANELS): {shapes}"
+    )
+    return [line]
+
+
 def _machine_lines(results: dict[str, Any]) -> list[str]:
     machine, settings = results["machine"], results["settings"]
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
@@ -89,6 +107,7 @@ def _machine_lines(results: dict[str, Any]) -> list[str]:
         f"- **Software**: {machine['os']}, Python {machine['python']}; {versions}",
         f"- **BLAS** (NumPy, scikit-learn, GEMM peak): {blas or 'unknown'}",
         f"- **fastbp commit**: {machine['fastbp_commit'] or 'unknown'}",
+        *_kernel_lines(results.get("kernels")),
         f"- **Threads**: {settings['threads']} for every implementation ({threads})",
         f"- **GEMM peak** (best of {n}×{n} NumPy matrix products, same run): {peaks}",
         (
@@ -266,15 +285,15 @@ def _memory(memory: dict[str, Any]) -> list[str]:
 
 # The speed targets: fastbp's time ÷ the fastest peer's, and % of GEMM peak where one is set.
 TARGET_RATIO = {
-    "tiny": 0.2,
-    "xor": 0.2,
-    "digits": 0.5,
-    "ex4": 0.7,
-    "deep": 0.9,
-    "mnist": 0.9,
-    "wide": 0.95,
+    "tiny": 0.15,
+    "xor": 0.15,
+    "digits": 0.4,
+    "ex4": 0.6,
+    "deep": 0.75,
+    "mnist": 0.8,
+    "wide": 0.9,
 }
-TARGET_PERCENT_OF_PEAK = {"mnist": 85.0, "wide": 85.0}
+TARGET_PERCENT_OF_PEAK = {"mnist": 88.0, "wide": 88.0}
 
 
 def _targets(results: dict[str, Any]) -> list[str]:
@@ -342,8 +361,9 @@ def render(results: dict[str, Any], plot: str | None = None) -> str:
         "### Every result",
         "",
         (
-            "Agreement is docs/design.md's: |J − J_fastbp| / |J_fastbp| and max-norm relative gradient "
-            "difference, checked before timing (tolerance 1e-9 in float64, 1e-4 in float32)."
+            "Agreement is docs/design.md's: |J − J_fastbp| / |J_fastbp| and max-norm relative "
+            "gradient difference, checked before timing (tolerance 1e-9 in float64, 1e-4 in "
+            "float32)."
         ),
         "",
         *_details(results["results"], names),
@@ -380,21 +400,27 @@ def render(results: dict[str, Any], plot: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def replace_readme_section(readme: str, section: str, source: str) -> str:
-    """``readme`` with its generated results section replaced by ``section`` from ``source``."""
-    block = f"{README_START.format(source=source)}\n{section.rstrip()}\n{README_END}"
-    if not _SECTION.search(readme):
+def replace_readme_section(readme: str, section: str, source: str, isa: str) -> str:
+    """``readme`` with its generated results section for ``isa`` replaced by ``section`` from
+    ``source``; a README without one gets it after its last results section."""
+    block = f"{README_START.format(isa=isa, source=source)}\n{section.rstrip()}\n{README_END}"
+    sections = list(_SECTION.finditer(readme))
+    if not sections:
         raise ValueError(
             f"the README has no results section: add the lines "
-            f"'{README_START.format(source='…')}' and '{README_END}'"
+            f"'{README_START.format(isa=isa, source='…')}' and '{README_END}'"
         )
-    return _SECTION.sub(lambda _: block, readme, count=1)
+    same = [m for m in sections if m["isa"] in (isa, None)]
+    if same:
+        match = same[0]
+        return readme[: match.start()] + block + readme[match.end() :]
+    end = sections[-1].end()
+    return f"{readme[:end]}\n\n## Latest results, {isa} build\n\n{block}{readme[end:]}"
 
 
-def readme_source(readme: str) -> str | None:
-    """The results file named by the README's generated section, if it has one."""
-    match = _SECTION.search(readme)
-    return match["source"] if match else None
+def readme_sources(readme: str) -> dict[str, str]:
+    """The results file of each of the README's generated sections, by ISA."""
+    return {match["isa"] or "": match["source"] for match in _SECTION.finditer(readme)}
 
 
 def plot_scaling(results: dict[str, Any], path: Path) -> None:

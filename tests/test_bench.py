@@ -3,6 +3,7 @@ command line and the README's tables. No timing is asserted anywhere."""
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from bench.implementations import (
     to_sklearn_layout,
 )
 from bench.measure import measure_problem
-from bench.report import readme_source, render
+from bench.report import readme_sources, render
 from bench.timing import thread_count, time_calls
 
 import reference
@@ -285,15 +286,18 @@ def test_bad_arguments_exit_cleanly(argv, message):
 def test_readme_tables_are_rendered_from_the_results_it_names():
     """bench/README.md's tables are exactly what --write-readme makes of the JSON they name."""
     readme = (ROOT / "bench" / "README.md").read_text()
-    source = readme_source(readme)
-    assert source is not None
-    results = json.loads((ROOT / "bench" / source).read_text())
-    assert not results["settings"]["quick"]
-    assert set(results["settings"]["cases"]) == set(CASES)
-    assert results["settings"]["dtypes"] == DTYPES
-    section = render(results, plot=cli.PLOT.name)
-    assert section.strip() in readme
-    assert cli.PLOT.exists()
+    sources = readme_sources(readme)
+    assert sources
+    for isa, source in sources.items():
+        results = json.loads((ROOT / "bench" / source).read_text())
+        assert results.get("kernels", {}).get("isa", "") == isa
+        assert not results["settings"]["quick"]
+        assert set(results["settings"]["cases"]) == set(CASES)
+        assert results["settings"]["dtypes"] == DTYPES
+        plot = cli.PLOT.format(isa=isa) if results.get("scaling") else None
+        section = render(results, plot=plot)
+        assert section.strip() in readme
+        assert plot is None or (ROOT / "bench" / plot).exists()
     assert {r["implementation"] for r in results["results"]} >= {"fastbp", *PEERS}
 
 
@@ -341,3 +345,31 @@ def test_hotloops_finds_the_product_loops_of_a_call():
     assert result["loops"]
     assert 0 < result["product_share"] <= result["jit_share"]
     assert result["product_gflops"] > 0
+
+
+def test_target_avx2_turns_every_avx512_feature_off(monkeypatch):
+    from bench.target import apply_target, target_environment
+
+    assert target_environment("host") == {}
+    env = target_environment("avx2")
+    features = env["NUMBA_CPU_FEATURES"].split(",")
+    assert env["NUMBA_CPU_NAME"]
+    assert not [f for f in features if f.startswith("+avx512")]
+    environ: dict[str, str] = {}
+    monkeypatch.setattr(os, "environ", environ)  # this process's own stays as it is
+    apply_target(["--cases", "ex4", "--target", "avx2"])
+    assert environ == env
+
+
+def test_readme_keeps_one_section_per_isa():
+    from bench.report import README_END, readme_sources, replace_readme_section
+
+    readme = "# bench\n\n<!-- bench:results old.json -->\nold\n" + README_END + "\n\n## After\n"
+    readme = replace_readme_section(readme, "tables A", "a.json", "avx512")  # the legacy one
+    assert readme_sources(readme) == {"avx512": "a.json"}
+    readme = replace_readme_section(readme, "tables B", "b.json", "avx2")  # a new section
+    assert readme_sources(readme) == {"avx512": "a.json", "avx2": "b.json"}
+    readme = replace_readme_section(readme, "tables C", "c.json", "avx512")
+    assert readme_sources(readme) == {"avx512": "c.json", "avx2": "b.json"}
+    assert "tables A" not in readme
+    assert readme.index("tables C") < readme.index("tables B") < readme.index("## After")
