@@ -1,10 +1,15 @@
-"""How the kernels compile: numba options, one signature per dtype, the SLP switch, lazy loading.
+"""How the kernels compile: numba options, the target CPU, one signature per dtype, the SLP switch,
+numba's disk cache and lazy loading.
+
+The target is numba's: ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` when set, else this CPU.
+:data:`ISA` ("avx512" or "avx2") picks the register blocks (``simd.py``), and every kernel
+function is compiled with :data:`KERNEL_FEATURES`, the target's features and no gathers.
 
 Every entry point compiles on first use, one dtype and one entry point at a time (a float64 user
 never waits for float32 kernels, nor a small problem for the parallel kernel), from numba's disk
-cache when it holds them (``cache=True``). The parallel entry point is the serial one's source
-compiled with ``parallel``: a twin function under its own name, since numba's cache keys a
-function by its name and signature, not by its options.
+cache when it holds them (:class:`KernelCache`). The parallel entry point is the serial one's
+source compiled with ``parallel``: a twin function under its own name, since numba's cache keys
+a function by its name and signature, not by its options.
 """
 
 from __future__ import annotations
@@ -22,8 +27,18 @@ import numpy as np
 from numba import types
 from numba.core.caching import FunctionCache
 from numba.core.compiler_lock import global_compiler_lock
+from numba.extending import intrinsic
 
-__all__ = ["KERNELS", "OPTIONS", "OVERLOAD_OPTIONS", "jit", "kernel", "slp_available"]
+__all__ = [
+    "ISA",
+    "KERNELS",
+    "OPTIONS",
+    "OVERLOAD_OPTIONS",
+    "jit",
+    "kernel",
+    "kernel_features",
+    "slp_available",
+]
 
 KERNELS = ("tiled", "literal")
 
@@ -31,6 +46,41 @@ KERNELS = ("tiled", "literal")
 # fastmath={"contract"} alone: FMAs, but every sum in the order written (docs/decisions.md#options).
 OVERLOAD_OPTIONS: Any = {"error_model": "numpy", "fastmath": {"contract"}}
 OPTIONS: dict[str, Any] = {**OVERLOAD_OPTIONS, "nogil": True}  # cached by ``jit``
+
+
+def target_features() -> str:
+    """The CPU features numba compiles for: ``NUMBA_CPU_FEATURES`` when set, else this CPU's."""
+    from numba.core import config
+    from numba.core.codegen import get_host_cpu_features
+
+    features = getattr(config, "CPU_FEATURES", None)  # NUMBA_CPU_FEATURES
+    return str(features if features is not None else get_host_cpu_features())
+
+
+ISA = "avx512" if "+avx512f" in target_features().split(",") else "avx2"
+
+# LLVM vectorizes with gathers and scatters where AVX-512 makes them legal, and they are many
+# times slower than contiguous loads (docs/decisions.md#no-gathers): every kernel function is
+# compiled with these features on top of the target's.
+KERNEL_FEATURES = ",".join(
+    [target_features(), "+prefer-no-gather", "+prefer-no-scatter"]
+    + (["-prefer-256-bit"] if ISA == "avx512" else [])
+)
+
+
+@intrinsic
+def kernel_features(typingctx):
+    """Give the calling function :data:`KERNEL_FEATURES` (an LLVM "target-features" attribute,
+    which replaces the target machine's for that function). Every jit function of the kernels
+    calls it first; inlining needs the caller's features to include the callee's."""
+
+    def codegen(context, builder, signature, args):
+        # llvmlite lists the attributes it knows; a string attribute goes in as it is printed
+        set.add(builder.function.attributes, f'"target-features"="{KERNEL_FEATURES}"')
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
 
 # Everything compiled into a kernel: this package and the layer table's columns.
 SOURCES = (*sorted(Path(__file__).parent.glob("*.py")), Path(__file__).parents[1] / "_layout.py")

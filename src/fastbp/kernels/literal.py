@@ -21,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._layout import IN, OUT, THETA
-from .compile import jit
-from .simd import kernel_features
+from .compile import jit, kernel_features
 
 __all__ = ["literal_sums", "normalize"]
 

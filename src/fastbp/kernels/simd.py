@@ -30,7 +30,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-from .compile import OVERLOAD_OPTIONS, jit
+from .compile import ISA, OVERLOAD_OPTIONS, jit, kernel_features
 
 __all__ = [
     "BLOCK_SHAPES",
@@ -52,17 +52,6 @@ __all__ = [
 TILE = 32  # examples per tile (docs/decisions.md#tile)
 
 
-def target_features() -> str:
-    """The CPU features numba compiles for: ``NUMBA_CPU_FEATURES`` when set, else this CPU's."""
-    from numba.core import config
-    from numba.core.codegen import get_host_cpu_features
-
-    features = getattr(config, "CPU_FEATURES", None)  # NUMBA_CPU_FEATURES
-    return str(features if features is not None else get_host_cpu_features())
-
-
-ISA = "avx512" if "+avx512f" in target_features().split(",") else "avx2"
-
 # Measured per ISA and dtype (docs/decisions.md#block-shapes, #avx512-shapes); PANELS: on AVX2
 # float64's Δ by strips gained and float32's lost (docs/decisions.md#delta-panels).
 BLOCK_SHAPES_BY_ISA: dict[str, dict[np.dtype, tuple[int, ...]]] = {
@@ -76,28 +65,6 @@ BLOCK_SHAPES_BY_ISA: dict[str, dict[np.dtype, tuple[int, ...]]] = {
     },
 }
 BLOCK_SHAPES = BLOCK_SHAPES_BY_ISA[ISA]
-
-# LLVM vectorizes with gathers and scatters where AVX-512 makes them legal, and they are many
-# times slower than contiguous loads (docs/decisions.md#no-gathers): every kernel function is
-# compiled with these features on top of the target's.
-KERNEL_FEATURES = ",".join(
-    [target_features(), "+prefer-no-gather", "+prefer-no-scatter"]
-    + (["-prefer-256-bit"] if ISA == "avx512" else [])
-)
-
-
-@intrinsic
-def kernel_features(typingctx):
-    """Give the calling function :data:`KERNEL_FEATURES` (an LLVM "target-features" attribute,
-    which replaces the target machine's for that function). Every jit function of the kernels
-    calls it first; inlining needs the caller's features to include the callee's."""
-
-    def codegen(context, builder, signature, args):
-        # llvmlite lists the attributes it knows; a string attribute goes in as it is printed
-        set.add(builder.function.attributes, f'"target-features"="{KERNEL_FEATURES}"')
-        return context.get_dummy_value()
-
-    return types.none(), codegen
 
 
 @intrinsic

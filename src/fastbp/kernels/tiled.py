@@ -35,7 +35,7 @@ import numpy as np
 from numba import prange
 
 from .._layout import ACT, COLS, IN, OUT, PADDED, ROWS, THETA, TRANSPOSED, layer_table
-from .compile import OVERLOAD_OPTIONS, jit
+from .compile import OVERLOAD_OPTIONS, jit, kernel_features
 from .literal import normalize
 from .simd import (
     BLOCK_SHAPES,
@@ -45,7 +45,6 @@ from .simd import (
     delta_update,
     example_major,
     exp,
-    kernel_features,
     log1p,
     product_block,
     sigmoid_rows,
