@@ -25,7 +25,7 @@ from . import _threading, kernels
 from ._inputs import Chunk, Examples, chunk_rows, prepare_examples
 from ._layout import THETA, n_params
 
-__all__ = ["KernelCall", "evaluate", "load_kernels", "normalized", "sums"]
+__all__ = ["KernelCall", "evaluate", "forward", "load_kernels", "normalized", "sums"]
 
 # kernel="auto" runs the literal loop where m × P is at most this: there its ~1 µs of work beats
 # the tiled kernel's fixed ~3.5 µs (docs/decisions.md#literal-max-work).
