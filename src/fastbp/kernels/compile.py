@@ -15,6 +15,7 @@ a function by its name and signature, not by its options.
 from __future__ import annotations
 
 import hashlib
+import platform
 import threading
 import types as pytypes
 from collections.abc import Callable, Iterator
@@ -62,9 +63,14 @@ ISA = "avx512" if "+avx512f" in target_features().split(",") else "avx2"
 # LLVM vectorizes with gathers and scatters where AVX-512 makes them legal, and they are many
 # times slower than contiguous loads (docs/decisions.md#no-gathers): every kernel function is
 # compiled with these features on top of the target's.
-KERNEL_FEATURES = ",".join(
-    [target_features(), "+prefer-no-gather", "+prefer-no-scatter"]
-    + (["-prefer-256-bit"] if ISA == "avx512" else [])
+# (x86 only: another target's LLVM would warn about features it does not know, and ignore them)
+KERNEL_FEATURES = (
+    ",".join(
+        [target_features(), "+prefer-no-gather", "+prefer-no-scatter"]
+        + (["-prefer-256-bit"] if ISA == "avx512" else [])
+    )
+    if platform.machine().lower() in ("x86_64", "amd64")
+    else ""
 )
 
 
@@ -75,8 +81,8 @@ def kernel_features(typingctx):
     calls it first; inlining needs the caller's features to include the callee's."""
 
     def codegen(context, builder, signature, args):
-        # llvmlite lists the attributes it knows; a string attribute goes in as it is printed
-        set.add(builder.function.attributes, f'"target-features"="{KERNEL_FEATURES}"')
+        if KERNEL_FEATURES:  # llvmlite checks attribute names; this one goes in as it is printed
+            set.add(builder.function.attributes, f'"target-features"="{KERNEL_FEATURES}"')
         return context.get_dummy_value()
 
     return types.none(), codegen
