@@ -77,9 +77,12 @@ class KernelCall:
             return _threading.launch(compiled, *args)  # type: ignore[no-any-return]
         return compiled(*args)  # type: ignore[no-any-return]
 
-    def evaluate(self, theta: np.ndarray, lam: float) -> tuple[float, np.ndarray]:
-        """(J, D) over the chunk's examples: a new gradient, normalized and regularized."""
-        grad = np.empty(self.n_params, self.dtype)
+    def evaluate(
+        self, theta: np.ndarray, lam: float, want_grad: bool = True
+    ) -> tuple[float, np.ndarray]:
+        """(J, D) over the chunk's examples: a new gradient, normalized and regularized (empty
+        when not ``want_grad``: the forward pass and the cost only)."""
+        grad = np.empty(self.n_params if want_grad else 0, self.dtype)
         m = float(self.m)
         cost_sum, penalty = self.sums(theta, grad, self.no_proba, m, lam)
         return cost_sum / m + penalty, grad
@@ -143,12 +146,7 @@ def evaluate(
     if whole is None:
         cost_sum, Delta = sums(theta, examples, want_grad, kernel)
         return normalized(theta, cost_sum, Delta, examples.m, lam, examples.layer_sizes)
-    call = KernelCall(whole, theta.dtype, kernel)
-    if want_grad:
-        return call.evaluate(theta, lam)
-    m = float(call.m)
-    cost_sum, penalty = call.sums(theta, np.empty(0, theta.dtype), call.no_proba, m, lam)
-    return cost_sum / m + penalty, np.empty(0, theta.dtype)
+    return KernelCall(whole, theta.dtype, kernel).evaluate(theta, lam, want_grad)
 
 
 def forward(theta: np.ndarray, examples: Examples) -> np.ndarray:
