@@ -283,11 +283,11 @@ def update_delta(Delta, layers, l, delta, AT):
 
 
 @numba.njit(inline="always", **OVERLOAD_OPTIONS)
-def output_layer(z_out, delta, labels, Y, proba, row0, n, columns, cost):
-    """Step 2 for the tile of n examples at row0: δ^(L) = a^(L) − y into ``delta`` from z^(L) in
-    ``z_out`` (zero for a last tile's padding examples), h_Θ(x) into ``proba`` when it has rows
-    (then there are no targets: y = 0 and δ holds a); returns ``cost`` plus the tile's examples'
-    Σ_k softplus(z_k) − y_k z_k, added example by example. ``columns``: the block's TILE-long
+def output_layer(z_out, delta, labels, Y, proba, K, row0, n, columns, cost):
+    """Step 2 for the tile of n examples at row0 (K output units): δ^(L) = a^(L) − y into ``delta``
+    from z^(L) in ``z_out`` (zero for a last tile's padding examples), h_Θ(x) into ``proba`` when it
+    has rows (then there are no targets: y = 0 and δ holds a); returns ``cost`` plus the tile's
+    examples' Σ_k softplus(z_k) − y_k z_k, added example by example. ``columns``: the TILE-long
     scratch (label, valid, linear, q, y_k, logs).
 
     Unit by unit across the tile's examples, so that it vectorizes. With e = exp(−|z|):
@@ -304,7 +304,6 @@ def output_layer(z_out, delta, labels, Y, proba, row0, n, columns, cost):
     cap = F(708.0) if z_out.itemsize == 8 else F(87.0)  # e^−cap is still a normal number
     TB = block_shapes(z_out)[1]
     n_sub = TILE // TB
-    K = Y.shape[1]  # Y is (m, K) or (0, K)
     use_labels = labels.shape[0] > 0
     has_targets = use_labels or Y.shape[0] > 0
     for t in range(TILE):
@@ -413,7 +412,7 @@ def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
                 for p in range(n_sub):
                     sigmoid_rows(act[p, hi : hi + layers[l, OUT]])
 
-        cost = output_layer(z_out, delta, labels, Y, proba, row0, n, columns, cost)  # 2.
+        cost = output_layer(z_out, delta, labels, Y, proba, K, row0, n, columns, cost)  # 2.
         if not want_grad:
             continue
         for k in range(K, layers[n_layers - 1, ROWS]):
