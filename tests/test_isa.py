@@ -1,7 +1,9 @@
 """The kernels' machine code for every x86-64 target, checked on any x86-64 machine.
 
-Each target is compiled, not run, in a fresh process (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``
-and a numba cache of its own): an AVX-512 build can be read on a machine without AVX-512.
+Each target is compiled in a fresh process (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` and a
+numba cache of its own): an AVX-512 build can be read on a machine without AVX-512. Where this
+machine can run a target's code, the process also runs it, so that the builds' bits can be
+compared.
 """
 
 import json
@@ -26,10 +28,12 @@ TARGETS = {
 
 INSPECT = textwrap.dedent(
     """
-    import json, re
+    import json, os, re
     import numpy as np
     from fastbp import kernels
     from fastbp.kernels import simd
+
+    RUN = os.environ.get("FASTBP_TEST_RUN") == "1"
 
     FMA = re.compile(r"\\bvfn?m(add|sub)\\w*p[sd]\\s+%?([xyz])mm")  # packed multiply-adds
     counts = {}
@@ -42,9 +46,35 @@ INSPECT = textwrap.dedent(
                 "gather_scatter": len(re.findall(r"\\bvp?(gather|scatter)\\w*", asm)),
                 "fma": {width: widths.count(width) for width in "xyz"},
             }
-    print(json.dumps({"isa": simd.ISA, "entry_points": counts}))
+    bits = None
+    if RUN:  # this machine runs the target's code: hash the results of both entry points
+        import hashlib
+        import fastbp
+
+        rng = np.random.default_rng(5)
+        digest = hashlib.sha256()
+        for dtype in ("float64", "float32"):
+            for m, sizes in ((64, (30, 17, 5)), (4096, (30, 17, 5)), (700, (64, 33, 20, 1))):
+                X = rng.uniform(-1, 1, (m, sizes[0])).astype(dtype)
+                y = rng.integers(0, max(2, sizes[-1]), m)
+                theta = rng.normal(0, 0.3, fastbp.n_params(sizes)).astype(dtype)
+                J, grad = fastbp.cost_and_grad(theta, X, y, sizes, 0.7)
+                digest.update(np.float64(J).tobytes() + grad.tobytes())
+        bits = digest.hexdigest()
+    print(json.dumps({"isa": simd.ISA, "entry_points": counts, "bits": bits}))
     """
 )
+
+
+def runs_here(target):
+    """Whether this machine can run the target's code (an AVX-512 build needs AVX-512)."""
+    if target != "avx512":
+        return True
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return "avx512f" in cpuinfo.read()
+    except OSError:
+        return False
 
 
 def inspect(target, tmp_path):
@@ -54,6 +84,7 @@ def inspect(target, tmp_path):
         "NUMBA_CPU_NAME": cpu,
         "NUMBA_CPU_FEATURES": features,
         "NUMBA_CACHE_DIR": str(tmp_path / target),
+        "FASTBP_TEST_RUN": "1" if runs_here(target) else "0",
     }
     done = subprocess.run(
         [sys.executable, "-c", INSPECT],
@@ -93,3 +124,13 @@ def test_no_gathers_or_scatters_and_the_target_register_width(machine_code, targ
         else:
             assert fma["z"] == 0, (entry_point, fma)
             assert fma["y"] > fma["x"], (entry_point, fma)
+
+
+@pytest.mark.slow
+def test_avx2_and_avx512_builds_give_the_same_bits(machine_code):
+    """Block shapes decide which entries are computed together, never the order of the sums
+    of one entry (over k, over examples, over blocks): both builds give the same bits. Runs
+    where this machine has AVX-512 (the AVX2 build runs on it too)."""
+    if machine_code["avx512"]["bits"] is None:
+        pytest.skip("this machine cannot run AVX-512 code")
+    assert machine_code["avx2"]["bits"] == machine_code["avx512"]["bits"]
