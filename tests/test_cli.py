@@ -100,7 +100,7 @@ def test_main_returns_the_exit_code(capsys):
     assert "Largest relative difference" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["cost"], ["gradcheck"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["train"], ["predict"], ["cost"], ["gradcheck"]])
 def test_help_on_every_command(command):
     result = run(*command, "--help")
     assert result.returncode == 0
@@ -211,10 +211,10 @@ def test_train_options_and_csv(tmp_path):
         (None, ["absent.mat"], "absent.mat: no such file"),
         ("garbage.mat", ["garbage.mat"], "garbage.mat: not a readable MATLAB"),
         ("garbage.npz", ["garbage.npz"], r"garbage.npz: not a \.npz file"),
-        ("bad.csv", ["bad.csv"], "bad.csv: line 2, column 1: 'x' is not a finite number"),
+        ("bad.csv", ["bad.csv"], "bad.csv: line 2, column 2: 'x' is not a finite number"),
         ("weights.mat", ["weights.mat"], "weights.mat: has no X and no y"),
         ("data.txt", ["data.txt"], "unknown file type '.txt'"),
-        ("labels0.mat", ["labels0.mat"], r"labels 1 … 2 .*found 0"),
+        ("labels0.mat", ["labels0.mat"], r"labels 1 … 2 .*found -1"),
         (None, ["absent.mat", "--out", "model.txt"], r"--out must name a \.npz file"),
         (None, ["absent.mat", "--plot", "no/p.png"], "--plot no/p.png: the directory no does not"),
     ],
@@ -223,10 +223,10 @@ def test_train_bad_files(tmp_path, setup, args, pattern):
     files = {
         "garbage.mat": lambda p: p.write_bytes(b"not matlab " * 30),
         "garbage.npz": lambda p: p.write_text("hello"),
-        "bad.csv": lambda p: p.write_text("1,2,0\n3,x,1\n"),
+        "bad.csv": lambda p: p.write_text("0.5,2,0\n3,x,1\n"),
         "weights.mat": lambda p: savemat(p, {"Theta1": np.zeros((2, 3))}),
         "data.txt": lambda p: p.write_text("1 2 3\n"),
-        "labels0.mat": lambda p: savemat(p, {"X": np.zeros((2, 2)), "y": np.array([[0], [2]])}),
+        "labels0.mat": lambda p: savemat(p, {"X": np.zeros((2, 2)), "y": np.array([[-1], [2]])}),
     }
     if setup:
         files[setup](tmp_path / setup)
@@ -279,7 +279,12 @@ def test_cost_with_the_course_weights(tmp_path, shared_data, rng):
     J = fastbp.cost(weights["theta"], X, labels - 1, (400, 25, 10), 1.0)
     result = run("cost", data, "--weights", shared_data / "ex4weights.mat", "--lam", 1)
     assert result.returncode == 0, result.stderr
-    assert float(re.fullmatch(r"J = (\S+)\n", result.stdout)[1]) == pytest.approx(J, rel=1e-9)
+    reported = re.fullmatch(
+        r"J = (\S+) \(λ = 1, --lam\)\nAccuracy: ([\d.]+)% \(40 ex.*\n", result.stdout
+    )
+    assert float(reported[1]) == pytest.approx(J, rel=1e-9)
+    predicted = fastbp.predict(weights["theta"], X, (400, 25, 10))
+    assert float(reported[2]) == pytest.approx(100 * np.mean(predicted == labels - 1), abs=0.005)
     _, grad = fastbp.cost_and_grad(weights["theta"], X, labels - 1, (400, 25, 10), 1.0)
     with_grad = run("cost", data, "--weights", shared_data / "ex4weights.mat", "--lam", 1, "--grad")
     norm = float(re.search(r"\|grad J\| = (\S+)", with_grad.stdout)[1])
@@ -296,11 +301,11 @@ def test_cost_with_a_saved_model_maps_labels_through_classes(tmp_path, rng):
     J = fastbp.cost(model.theta, X, (labels == 8).astype(int), model.layer_sizes, 0.5)
     result = run("cost", "data.npz", "--weights", "model.npz", "--lam", 0.5, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert float(result.stdout.split("=")[1]) == pytest.approx(J, rel=1e-9)
+    assert float(re.search(r"J = (\S+)", result.stdout)[1]) == pytest.approx(J, rel=1e-9)
     # the .mat file's classes are 1, 2: label 4 is not among them
     assert_usage_error(
         run("cost", "data.mat", "--weights", "model.npz", cwd=tmp_path),
-        r"label 1, which the model's classes \[4, 8\] lack",
+        r"label 1, which the classes of model\.npz \[4, 8\] lack",
     )
 
 
@@ -310,7 +315,7 @@ def test_cost_errors(tmp_path, rng):
     assert_usage_error(run("cost", "data.mat", cwd=tmp_path), "has no weights.*--weights")
     assert_usage_error(
         run("cost", "data.mat", "--weights", "wide.mat", cwd=tmp_path),
-        "X has 3 columns, but layer_sizes.*5",
+        r"wide\.mat: the weights take 5 inputs .*data\.mat has 3 feature columns",
     )
     assert_usage_error(
         run("cost", "data.mat", "--weights", "absent.npz", cwd=tmp_path), "absent.npz: no such"

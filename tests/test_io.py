@@ -98,7 +98,7 @@ def test_four_layer_weights(tmp_path, rng):
 @pytest.mark.parametrize(
     ("contents", "pattern"),
     [
-        ({"X": np.zeros((3, 2)), "y": np.array([[1.0], [0.0], [2.0]])}, "labels 1 … 2.*found 0"),
+        ({"X": np.zeros((3, 2)), "y": np.array([[1.0], [-1.0], [2.0]])}, "labels 1 … 2.*found -1"),
         ({"X": np.zeros((3, 2)), "y": np.array([[1.0], [2.5], [2.0]])}, "integer labels"),
         ({"X": np.zeros((3, 2)), "y": np.ones((3, 2))}, r"\(m, 1\) column"),
         ({"X": np.zeros((3, 2)), "y": np.array([[1.0], [2.0]])}, "3 rows but y has 2"),
@@ -256,7 +256,9 @@ def test_csv_with_header_and_string_labels(tmp_path):
 def test_csv_without_header_label_by_index_or_none(tmp_path):
     path = tmp_path / "plain.csv"
     path.write_text("7,0.5,2\n3,1,0\n7,0,2\n")
-    last = fastbp.load(path)
+    with pytest.raises(ValueError, match=r"the first column .* and the last .* both look like"):
+        fastbp.load(path)  # either could be the labels: no guess
+    last = fastbp.load(path, label=-1)
     np.testing.assert_array_equal(last["X"], [[7, 0.5], [3, 1], [7, 0]])
     np.testing.assert_array_equal(last["classes"], [0, 2])
     np.testing.assert_array_equal(last["y"], [1, 0, 1])
@@ -276,7 +278,7 @@ def test_csv_without_header_label_by_index_or_none(tmp_path):
         ("a,b\n", -1, "header but no examples"),
         ("1,2,0\n3,4\n", -1, "line 2 has 2 fields, expected 3"),
         ("a,b,y\n1,x,0\n", -1, "line 2, b: 'x' is not a finite number"),
-        ("1,nan,0\n", -1, "line 1, column 1: 'nan'"),
+        ("1,nan,0\n", -1, "line 1, column 2: 'nan'"),
         ("1,2,0.5\n3,4,1\n", -1, "not integers"),
         ("1,2,0\n", "y", "no header row"),
         ("a,y\n1,0\n", "z", "no column named 'z'; the columns are a, y"),

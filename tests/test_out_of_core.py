@@ -266,3 +266,82 @@ def test_objective_converts_in_memory_data_once_and_never_copies_a_memmap(tmp_pa
     assert np.shares_memory(mapped._examples.X, X_map)  # streamed from the file on every call
     theta = rng.normal(size=14)
     assert mapped(theta)[0] == in_memory(theta)[0]
+
+
+# ----------------------------------------------------------------------------- sparse X
+
+SPARSE_FORMATS = ["csr_array", "csc_array", "coo_array", "csr_matrix"]
+
+
+@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.parametrize("sparse_format", SPARSE_FORMATS)
+def test_sparse_X_gives_the_bits_of_the_same_rows_converted_chunk_by_chunk(sparse_format, rng):
+    """A sparse X is made dense a chunk of rows at a time, like a Fortran-order X: same bits."""
+    from scipy import sparse
+
+    m, sizes = 3000, (9, 5, 3)
+    X = rng.uniform(size=(m, 9)) * (rng.uniform(size=(m, 9)) < 0.3)
+    y = rng.integers(0, 3, m)
+    theta = rng.normal(size=fastbp.n_params(sizes))
+    S = getattr(sparse, sparse_format)(X)
+    copy = S.copy()
+    dense = fastbp.cost_and_grad(theta, np.asfortranarray(X), y, sizes, 0.5)
+    for J, grad in (
+        fastbp.cost_and_grad(theta, S, y, sizes, 0.5),
+        fastbp.Objective(S, y, sizes, 0.5)(theta),
+    ):
+        assert J == dense[0]
+        assert grad.tobytes() == dense[1].tobytes()
+    np.testing.assert_array_equal(
+        predict_proba(theta, S, sizes), predict_proba(theta, np.asfortranarray(X), sizes)
+    )
+    assert (S != copy).nnz == 0  # not modified
+
+
+def test_sparse_X_in_bounded_memory(rng):
+    """200,000 × 256 at 2% density: 200 MiB dense in float32, 12 MiB sparse."""
+    from scipy import sparse
+
+    m, sizes = 200_000, (256, 16, 4)
+    S = sparse.random_array((m, 256), density=0.02, format="csr", dtype=np.float32, rng=rng)
+    y = rng.integers(0, 4, m)
+    theta = rng.normal(size=fastbp.n_params(sizes)).astype(np.float32)
+    peak = peak_numpy_bytes(lambda: fastbp.cost_and_grad(theta, S, y, sizes))
+    assert peak < 32 * MiB, f"numpy buffers peaked at {peak / MiB:.1f} MiB"
+
+
+def test_sparse_X_validation(rng):
+    from scipy import sparse
+
+    X = sparse.csr_array(np.array([[0.0, 1.0], [np.nan, 0.0], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match=r"X must be finite, but X\[1, 0\] is nan"):
+        fastbp.cost(np.zeros(9), X, np.array([0, 1, 0]), (2, 2, 1))
+    with pytest.raises(TypeError, match="X must hold real numbers"):
+        fastbp.cost(np.zeros(9), sparse.csr_array(np.ones((3, 2), complex)), [0, 1, 0], (2, 2, 1))
+    with pytest.raises(ValueError, match="X has 2 columns, but layer_sizes"):
+        fastbp.cost(np.zeros(11), sparse.csr_array(np.ones((3, 2))), [0, 1, 0], (3, 2, 1))
+
+
+# ----------------------------------------------------------------------------- pandas tables
+
+
+def test_pandas_nullable_dtypes_without_missing_values(rng):
+    pd = pytest.importorskip("pandas")
+    X = rng.integers(0, 5, (40, 3))
+    y = np.arange(40) % 3
+    frame = pd.DataFrame(X, columns=["a", "b", "c"]).astype({"a": "Int64", "b": "Float64"})
+    labels = pd.Series(y, dtype="Int64")
+    sizes = (3, 4, 3)
+    theta = rng.normal(size=fastbp.n_params(sizes))
+    expected = fastbp.cost_and_grad(theta, X.astype(np.float64), y, sizes)
+    J, grad = fastbp.cost_and_grad(theta, frame, labels, sizes)
+    assert J == expected[0]
+    assert grad.tobytes() == expected[1].tobytes()
+    model = fastbp.fit(frame, labels, (4,), maxiter=3, seed=0)
+    np.testing.assert_array_equal(model.classes, [0, 1, 2])
+    frame.loc[7, "b"] = pd.NA
+    with pytest.raises(ValueError, match=r"X has missing values: X\[7, 1\] is missing"):
+        fastbp.cost_and_grad(theta, frame, labels, sizes)
+    labels[3] = pd.NA
+    with pytest.raises(ValueError, match=r"y has missing values: y\[3\] is missing"):
+        fastbp.fit(X, labels, (4,))

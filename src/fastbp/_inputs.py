@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import mmap
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,6 +37,8 @@ __all__ = [
     "compute_dtype",
     "encode_labels",
     "float_dtype",
+    "from_table",
+    "is_sparse",
     "positive_number",
     "prepare_examples",
     "prepare_theta",
@@ -221,7 +224,7 @@ class Examples:
     Made by :func:`prepare_examples`; never written to.
     """
 
-    X: np.ndarray  # (m, s_1)
+    X: Any  # (m, s_1): an ndarray (possibly memory-mapped) or a scipy.sparse CSR array
     labels: np.ndarray | None  # (m,) integer or bool labels, or None
     targets: np.ndarray | None  # (m, K) float targets, or None (no targets: forward pass only)
     layer_sizes: tuple[int, ...]
@@ -239,7 +242,7 @@ class Examples:
 
         X, labels, targets = self.X, self.labels, self.targets
         return (
-            (X.dtype == dtype and X.flags.c_contiguous)
+            (X.dtype == dtype and not is_sparse(X) and X.flags.c_contiguous)
             and (labels is None or (labels.dtype == np.int64 and labels.flags.c_contiguous))
             and (targets is None or (targets.dtype == dtype and targets.flags.c_contiguous))
         )
@@ -262,7 +265,9 @@ class Examples:
 
     def _chunk(self, start: int, stop: int, dtype: np.dtype) -> Chunk:
         """Rows start … stop − 1 converted for the kernels (views where no conversion is needed)."""
-        X = np.ascontiguousarray(self.X[start:stop], dtype=dtype)
+        rows = self.X[start:stop]
+        X = rows.toarray() if is_sparse(rows) else rows
+        X = np.ascontiguousarray(X, dtype=dtype)
         labels = NO_LABELS
         if self.labels is not None:
             labels = np.ascontiguousarray(self.labels[start:stop], dtype=np.int64)
@@ -274,11 +279,13 @@ class Examples:
 
     def converted(self, dtype: np.dtype) -> Examples:
         """These examples with every in-memory array converted once to the kernels' dtype and
-        layout: then one chunk. Memory-mapped arrays stay as they are (converted chunk by chunk
-        on every use); arrays already in the kernels' layout are not copied."""
+        layout: then one chunk. Memory-mapped and sparse arrays stay as they are (converted
+        chunk by chunk on every use); arrays already in the kernels' layout are not copied."""
 
         def convert(a: np.ndarray, to: Any) -> np.ndarray:
-            return a if is_memory_mapped(a) else np.ascontiguousarray(a, dtype=to)
+            if is_memory_mapped(a) or is_sparse(a):
+                return a
+            return np.ascontiguousarray(a, dtype=to)
 
         labels, targets = self.labels, self.targets
         return replace(
@@ -292,29 +299,82 @@ class Examples:
         return {**self.__dict__, "_whole": {}}  # the kept chunk is rebuilt on demand
 
 
+def is_sparse(a: Any) -> bool:
+    """True for a scipy.sparse matrix or array (without importing scipy when it is not loaded)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(a)
+
+
+def from_table(a: Any, name: str) -> Any:
+    """A pandas DataFrame or Series with nullable dtypes (``Int64``, ``Float64``, ``boolean``)
+    as a NumPy array of their NumPy dtype; a ValueError naming the first missing value.
+
+    Anything else is returned as it is. pandas is never imported: a table is recognised by its
+    ``to_numpy`` and ``isna`` methods.
+    """
+    if isinstance(a, np.ndarray) or not (hasattr(a, "to_numpy") and hasattr(a, "isna")):
+        return a
+    missing = np.asarray(a.isna())
+    if missing.any():
+        where = np.argwhere(missing)[0]
+        raise ValueError(
+            f"{name} has missing values: {name}[{', '.join(map(str, where))}] is missing; "
+            "fill or drop them first"
+        )
+    dtypes = getattr(a, "dtypes", None)
+    dtypes = list(dtypes) if dtypes is not None and np.ndim(dtypes) else [a.dtype]
+    numpy_dtypes = [np.dtype(getattr(dtype, "numpy_dtype", dtype)) for dtype in dtypes]
+    if any(dtype.kind == "O" for dtype in numpy_dtypes):
+        return np.asarray(a)  # strings (labels), or objects: checked by the caller
+    return np.asarray(a.to_numpy(dtype=np.result_type(*numpy_dtypes)))
+
+
+def sparse_rows(X: Any) -> Any:
+    """A scipy.sparse X as CSR (rows slice cheaply), checked: real, 2-D, finite stored values."""
+    from scipy import sparse
+
+    X = sparse.csr_array(X)
+    check_real(X, "X")
+    if X.nnz and not np.isfinite(X.data).all():
+        bad = int(np.argmin(np.isfinite(X.data)))
+        row = int(np.searchsorted(X.indptr, bad, side="right") - 1)
+        raise ValueError(f"X must be finite, but X[{row}, {X.indices[bad]}] is {X.data[bad]}")
+    return X
+
+
 def prepare_examples(
     X: Any, y: Any, layer_sizes: tuple[int, ...], first_row: int = 0, *, targets: bool = True
 ) -> Examples:
     """Validate X (and y, unless ``targets`` is False) against the network, streaming over their
     rows; nothing is converted. ``first_row`` is the position of these rows in a larger data set
-    (used in error messages)."""
-    if not isinstance(X, np.ndarray):
+    (used in error messages).
+
+    X may be a scipy.sparse matrix or array (kept sparse, in CSR form; chunks of rows are made
+    dense one at a time) or a pandas table with nullable dtypes and no missing values. Integer
+    labels stored as an (m, 1) column (what ``scipy.io.loadmat`` returns) count as labels.
+    """
+    X = from_table(X, "X")
+    if is_sparse(X):
+        X = sparse_rows(X)
+    elif not isinstance(X, np.ndarray):
         X = np.asarray(X)
     check_real(X, "X")
     check_X(X.shape, layer_sizes)
     rows = chunk_rows(layer_sizes, np.float64)
-    if X.dtype.kind == "f":
+    if X.dtype.kind == "f" and not is_sparse(X):
         value_range(X, "X", rows, first_row)
     if not targets:
         return Examples(X, None, None, layer_sizes)
     m = X.shape[0]
     K = layer_sizes[-1]
-    y = np.asarray(y)
+    y = np.asarray(from_table(y, "y"))
     check_real(y, "y")
     if y.shape[:1] != (m,):
         raise ValueError(
             f"y must have one entry per example: expected length {m}, got shape {y.shape}"
         )
+    if y.ndim == 2 and y.shape[1] == 1 and y.dtype.kind in "iu" and K > 1:
+        y = y[:, 0]  # an integer column of labels, as scipy.io.loadmat returns them
     if y.ndim == 1 and (y.dtype.kind in "biu"):
         lo, hi = value_range(y, "y", rows, first_row)
         lo, hi = int(lo), int(hi)

@@ -6,7 +6,8 @@
 - ``"y"``: (m,) int64 labels 0 … K−1 indexing ``"classes"``, or (m, K) float targets (.npz);
 - ``"classes"``: the original label of each output unit (the course's 1 … K for .mat files);
 - ``"thetas"``: the weight matrices Θ^(1), Θ^(2), …; ``"theta"``: the same, flat (C order);
-- ``"layer_sizes"``: the sizes the weights imply; ``"lam"``: λ of a saved model.
+- ``"layer_sizes"``: the sizes the weights imply; ``"lam"``: λ of a saved model;
+- ``"x_mean"``, ``"x_scale"``: a saved model's feature standardization (``fit(..., scale=True)``).
 """
 
 from __future__ import annotations
@@ -24,28 +25,45 @@ import numpy as np
 
 from ._inputs import check_lam, encode_labels, prepare_theta
 from ._layout import check_chain, layer_sizes_of, pack, unpack, validate_layer_sizes
-from ._workflow import FitResult
+from ._workflow import FitResult, check_scaling
 
 __all__ = ["load", "save"]
 
 SUFFIXES = (".mat", ".npz", ".csv")
+MODEL_KEYS = ("theta", "layer_sizes", "classes", "lam", "x_mean", "x_scale")
+DELIMITERS = ",;\t|"  # of .csv files, detected
+LABEL_NAMES = ("label", "labels", "target", "class", "y")  # headers taken as the label column
+LABEL_HINT = "name the label column with --label COLUMN (label= in fastbp.load)"
 _THETA_KEY = re.compile(r"Theta(\d+)$")
 
 
-def load(path: str | os.PathLike[str], *, label: int | str | None = -1) -> dict[str, Any]:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    label: int | str | None = "auto",
+    n_features: int | None = None,
+) -> dict[str, Any]:
     """Read a data or model file into a dict (see the module docstring for the keys).
 
     - ``.mat`` (MATLAB/Octave, read with scipy.io): ``X``; ``y`` as the course stores it, an
       (m, 1) column of labels 1 … K, mapped to 0 … K−1 in the same output-unit order (so
       ``classes`` is 1 … K, and 10 stays the course's label of the digit 0); weights ``Theta1``,
       ``Theta2``, …. K is the last weight matrix's row count when the file has weights, else
-      max(y).
+      max(y). Labels that include 0 (and a file without weights) are taken as 0 … K−1, classes
+      0 … max(y).
     - ``.npz``: ``X`` and ``y`` (class labels, encoded as indices into ``classes = np.unique(y)``
       unless the file has ``classes``; or (m, K) float targets), or a model written by
-      :func:`save` (``theta``, ``layer_sizes``, ``classes``, ``lam``).
-    - ``.csv``: one example per row, comma-separated, an optional header row. ``label`` picks the
-      label column by header name or index (default −1, the last); None means no label column.
-      Labels are numbers or strings; ``classes = np.unique(labels)``. ``label`` is for .csv only.
+      :func:`save` (``theta``, ``layer_sizes``, ``classes``, ``lam``, ``x_mean``, ``x_scale``).
+    - ``.csv``: one example per row, an optional header row; the delimiter (comma, semicolon,
+      tab or ``|``) is detected. ``label`` picks the label column: a header name, an index
+      (from 0; −1 is the last) or None (no label column). The default, ``"auto"``, takes the
+      column whose header is ``label``, ``labels``, ``target``, ``class`` or ``y`` (any case);
+      without one, the one of the first and the last column that holds words (not numbers),
+      else whichever of the two looks like labels (integers with 2 … max(10, m/10) distinct
+      values), and raises a ValueError asking for ``label`` when both do or neither does;
+      ``"label_column"`` then describes the column taken. ``n_features``: when the file has
+      exactly this many columns, it has no label column. Labels are numbers or strings;
+      ``classes = np.unique(labels)``. ``label`` and ``n_features`` are for .csv only.
 
     Raises FileNotFoundError for a missing file and ValueError (naming the file) for an unknown
     suffix, an unreadable file, a missing key, a wrong shape or a bad label.
@@ -64,7 +82,7 @@ def load(path: str | os.PathLike[str], *, label: int | str | None = -1) -> dict[
             return _load_mat(path)
         if suffix == ".npz":
             return _load_npz(path)
-        return _load_csv(path, label)
+        return _load_csv(path, label, n_features)
     except (ValueError, TypeError) as error:
         message = str(error)
         if message.startswith(f"{path}: "):
@@ -73,11 +91,12 @@ def load(path: str | os.PathLike[str], *, label: int | str | None = -1) -> dict[
 
 
 def save(path: str | os.PathLike[str], model: FitResult | Mapping[str, Any]) -> Path:
-    """Write a model ``.npz`` with ``theta``, ``layer_sizes``, ``classes`` and ``lam``.
+    """Write a model ``.npz`` with ``theta``, ``layer_sizes``, ``classes`` and ``lam``, and the
+    feature standardization ``x_mean``, ``x_scale`` of a model trained with ``scale=True``.
 
     ``model`` is a :class:`fastbp.FitResult`, or a mapping with ``theta`` and ``layer_sizes``
-    (and optionally ``classes`` and ``lam``), such as a dict from :func:`load`. :func:`load` reads
-    the file back. Returns the path written.
+    (and optionally ``classes``, ``lam``, ``x_mean`` and ``x_scale``), such as a dict from
+    :func:`load`. :func:`load` reads the file back. Returns the path written.
     """
     path = Path(path)
     if path.suffix.lower() != ".npz":
@@ -88,12 +107,14 @@ def save(path: str | os.PathLike[str], model: FitResult | Mapping[str, Any]) -> 
             "layer_sizes": model.layer_sizes,
             "classes": model.classes,
             "lam": model.lam,
+            "x_mean": model.x_mean,
+            "x_scale": model.x_scale,
         }
     elif isinstance(model, Mapping):
         missing = [key for key in ("theta", "layer_sizes") if key not in model]
         if missing:
             raise ValueError(f"model lacks {' and '.join(missing)}")
-        fields = {key: model.get(key) for key in ("theta", "layer_sizes", "classes", "lam")}
+        fields = {key: model.get(key) for key in MODEL_KEYS}
     else:
         raise TypeError(f"model must be a FitResult or a mapping, got {type(model).__name__}")
     sizes = validate_layer_sizes(fields["layer_sizes"])
@@ -108,6 +129,9 @@ def save(path: str | os.PathLike[str], model: FitResult | Mapping[str, Any]) -> 
         arrays["classes"] = classes
     if fields["lam"] is not None:
         arrays["lam"] = np.array(check_lam(fields["lam"]))
+    scaling = check_scaling(fields["x_mean"], fields["x_scale"], sizes[0])
+    if scaling is not None:
+        arrays["x_mean"], arrays["x_scale"] = scaling
     with path.open("wb") as file:
         np.savez(file, allow_pickle=False, **arrays)
     return path
@@ -174,23 +198,27 @@ def _load_mat(path: Path) -> dict[str, Any]:
 
 
 def _course_labels(y: np.ndarray, K: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """The course's labels 1 … K (an (m, 1) column) as 0 … K−1, and classes 1 … K."""
+    """The course's labels 1 … K (an (m, 1) column) as 0 … K−1, and classes 1 … K; labels
+    0 … K−1 (some 0, and no weights to fix K) as they are, and classes 0 … K−1."""
     if y.ndim != 2 or 1 not in y.shape or y.size == 0:
         raise ValueError(f"y must be an (m, 1) column of labels 1 … K, got shape {y.shape}")
     y = y.ravel()
     if y.dtype.kind not in "biuf" or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
         raise ValueError("y must hold integer labels 1 … K (the course's convention)")
     labels = y.astype(np.int64)
+    first = 0 if K is None and labels.min() == 0 else 1  # 0-based labels, when nothing fixes K
     if K is None:
-        K = int(labels.max())
-    bad = labels[(labels < 1) | (labels > K)]
+        K = int(labels.max()) + 1 - first
+    bad = labels[(labels < first) | (labels > K - 1 + first)]
     if bad.size:
+        fix = " (the file's weights number classes from 1: add 1 to y)" if bad[0] == 0 else ""
         raise ValueError(
-            f"y must hold the course's labels 1 … {K} (label k is output unit k), found {bad[0]}"
+            f"y must hold the course's labels 1 … {K} (label k is output unit k), "
+            f"found {bad[0]}{fix}"
         )
     if K == 1:
-        raise ValueError("y holds a single class (label 1): at least 2 are needed")
-    return labels - 1, np.arange(1, K + 1, dtype=np.int64)
+        raise ValueError(f"y holds a single class (label {first}): at least 2 are needed")
+    return labels - first, np.arange(first, K + first, dtype=np.int64)
 
 
 def _load_npz(path: Path) -> dict[str, Any]:
@@ -215,6 +243,11 @@ def _load_npz(path: Path) -> dict[str, Any]:
         out.update(theta=theta, layer_sizes=sizes, thetas=unpack(theta, sizes))
     if "lam" in arrays:
         out["lam"] = check_lam(arrays["lam"].item() if arrays["lam"].size == 1 else arrays["lam"])
+    if "x_mean" in arrays or "x_scale" in arrays:
+        inputs = out["layer_sizes"][0] if "layer_sizes" in out else None
+        scaling = check_scaling(arrays.get("x_mean"), arrays.get("x_scale"), inputs)
+        if scaling is not None:  # both present: checked
+            out["x_mean"], out["x_scale"] = scaling
     if "classes" in arrays:
         classes = arrays["classes"]
         if classes.ndim != 1 or len(classes) < 2:
@@ -259,15 +292,38 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _load_csv(path: Path, label: int | str | None) -> dict[str, Any]:
+def _read_rows(path: Path) -> list[list[str]]:
+    """The file's non-empty rows, split at the delimiter that csv.Sniffer finds among
+    ``DELIMITERS`` in its first lines (a comma when it finds none: one column)."""
     try:
         with path.open(newline="", encoding="utf-8") as file:
-            rows = [row for row in csv.reader(file) if row]
+            sample = file.read(64 * 1024)
+            file.seek(0)
+            try:
+                dialect: Any = csv.Sniffer().sniff(sample, delimiters=DELIMITERS)
+            except csv.Error:
+                dialect = csv.excel
+            return [row for row in csv.reader(file, dialect) if row]
     except UnicodeDecodeError as error:
         raise ValueError(f"not a UTF-8 text file ({error})") from None
+
+
+def _is_header(rows: list[list[str]]) -> bool:
+    """Whether the first row names the columns: a field that is not a number above a number
+    (a column of numbers), or, in a one-row file, any field that is not a number."""
+    if len(rows) == 1:
+        return not all(_is_number(field) for field in rows[0])
+    return any(
+        not _is_number(first) and _is_number(second)
+        for first, second in zip(rows[0], rows[1], strict=False)
+    )
+
+
+def _load_csv(path: Path, label: int | str | None, n_features: int | None) -> dict[str, Any]:
+    rows = _read_rows(path)
     if not rows:
         raise ValueError("the file is empty")
-    header = None if all(_is_number(field) for field in rows[0]) else rows[0]
+    header = rows[0] if _is_header(rows) else None
     data = rows[1:] if header is not None else rows
     if not data:
         raise ValueError("the file has a header but no examples")
@@ -276,26 +332,61 @@ def _load_csv(path: Path, label: int | str | None) -> dict[str, Any]:
         if len(row) != width:
             raise ValueError(f"line {number} has {len(row)} fields, expected {width}")
     names = [field.strip() for field in header] if header is not None else None
-    column = _label_column(label, width, names)
-    table = np.array(data, dtype=str)
+    table = np.char.strip(np.array(data, dtype=str))
+    if n_features is not None and width == n_features:
+        label = None
+    column = _label_column(label, table, names)
     features = [j for j in range(width) if j != column]
     if not features:
         raise ValueError("the file has no feature columns besides the labels")
     out: dict[str, Any] = {"X": _numbers(table[:, features], header is not None, features, names)}
     if column is not None:
-        labels = np.char.strip(table[:, column])
-        if all(_is_number(value) for value in labels):
-            values = labels.astype(np.float64)
-            if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
-                raise ValueError("the label column holds numbers that are not integers")
-            labels = values.astype(np.int64)
+        labels = _label_values(table[:, column])
+        if labels is None:
+            raise ValueError(
+                f"the label column ({_describe(column, width, names)}) holds numbers that are "
+                f"not integers: it looks like a feature; {LABEL_HINT}"
+            )
         out["y"], out["classes"] = encode_labels(labels, "the label column")
+        out["label_column"] = _describe(column, width, names)
     return out
 
 
-def _label_column(label: int | str | None, width: int, names: list[str] | None) -> int | None:
+def _describe(column: int, width: int, names: list[str] | None) -> str:
+    """A column as messages name it: counted from 1, with its header name and --label index."""
+    name = f" {names[column]!r}" if names is not None else ""
+    index = -1 if column == width - 1 else column
+    return f"column {column + 1}{name}, --label {index}"
+
+
+def _label_values(values: np.ndarray) -> np.ndarray | None:
+    """A column's labels: int64 for integers, the strings as they are; None for numbers that are
+    not all integers (a feature)."""
+    if not all(_is_number(value) for value in values):
+        return values
+    numbers = values.astype(np.float64)
+    if not np.all(np.isfinite(numbers)) or np.any(numbers != np.round(numbers)):
+        return None
+    return numbers.astype(np.int64)
+
+
+def _looks_like_labels(values: np.ndarray) -> bool:
+    """Integers (or strings) with 2 … max(10, m/10) distinct values."""
+    labels = _label_values(values)
+    if labels is None:
+        return False
+    distinct = len(np.unique(labels))
+    return 2 <= distinct <= max(10, len(values) // 10)
+
+
+def _label_column(
+    label: int | str | None, table: np.ndarray, names: list[str] | None
+) -> int | None:
+    width = table.shape[1]
     if label is None:
         return None
+    if isinstance(label, str) and label == "auto" and (names is None or "auto" not in names):
+        return _auto_label_column(table, names)
     if isinstance(label, str):
         if names is None:
             raise ValueError(f"label {label!r} names a column, but the file has no header row")
@@ -307,6 +398,45 @@ def _label_column(label: int | str | None, width: int, names: list[str] | None) 
     if not -width <= label < width:
         raise ValueError(f"label column {label} is out of range for {width} columns")
     return int(label) % width
+
+
+def _auto_label_column(table: np.ndarray, names: list[str] | None) -> int:
+    """The label column by the rule of :func:`load`'s ``label="auto"``."""
+    width = table.shape[1]
+    if names is not None:
+        named = [j for j, name in enumerate(names) if name.lower() in LABEL_NAMES]
+        if len(named) == 1:
+            return named[0]
+        if named:
+            columns = ", ".join(repr(names[j]) for j in named)
+            raise ValueError(f"the columns {columns} could each be the labels; {LABEL_HINT}")
+    last = width - 1
+    if width == 1:
+        return last
+    words = [j for j in (0, last) if not all(_is_number(value) for value in table[:, j])]
+    if len(words) == 1:  # a column of words is no feature: it is the labels
+        return words[0]
+    first_ok, last_ok = _looks_like_labels(table[:, 0]), _looks_like_labels(table[:, last])
+    if first_ok and last_ok:
+        raise ValueError(
+            f"the first column ({_describe(0, width, names)}) and the last "
+            f"({_describe(last, width, names)}) both look like labels; {LABEL_HINT}"
+        )
+    if first_ok or last_ok:
+        return 0 if first_ok else last
+    raise ValueError(
+        f"neither the first column ({_describe(0, width, names)}: {_why_not(table[:, 0])}) nor "
+        f"the last ({_describe(last, width, names)}: {_why_not(table[:, last])}) looks like "
+        f"labels; {LABEL_HINT}"
+    )
+
+
+def _why_not(values: np.ndarray) -> str:
+    """Why a column does not look like labels (see :func:`_looks_like_labels`)."""
+    labels = _label_values(values)
+    if labels is None:
+        return "numbers that are not integers"
+    return f"{len(np.unique(labels))} distinct values in {len(values)} rows"
 
 
 def _numbers(
@@ -322,7 +452,7 @@ def _numbers(
     for i, row in enumerate(table):
         for j, text in enumerate(row):
             if not _is_number(text) or not math.isfinite(float(text)):
-                where = names[columns[j]] if names is not None else f"column {columns[j]}"
+                where = names[columns[j]] if names is not None else f"column {columns[j] + 1}"
                 line = i + (2 if has_header else 1)
                 raise ValueError(f"line {line}, {where}: {str(text)!r} is not a finite number")
     raise ValueError("the features are not all finite numbers")

@@ -24,6 +24,8 @@ from ._inputs import (
     check_X,
     compute_dtype,
     encode_labels,
+    from_table,
+    is_sparse,
     positive_number,
     prepare_theta,
 )
@@ -35,12 +37,17 @@ if TYPE_CHECKING:  # scipy.optimize is imported on first use: it doubles `import
 
 __all__ = [
     "FitResult",
+    "apply_scaling",
+    "check_scaling",
+    "feature_scaling",
     "fit",
     "init_weights",
     "predict",
     "sigmoid",
     "sigmoid_gradient",
 ]
+
+SCALING_CHUNK_BYTES = 8 * 2**20  # rows of X read at a time to find its columns' scaling
 
 
 def _float_array(z: Any, name: str) -> np.ndarray:
@@ -123,7 +130,9 @@ def predict(theta: Any, X: Any, layer_sizes: Sequence[int]) -> np.ndarray:
 
 def _targets(y: Any) -> tuple[np.ndarray, np.ndarray | None, int]:
     """(targets for the Objective, classes or None, K outputs) for :func:`fit`'s ``y``."""
-    y = np.asarray(y)
+    y = np.asarray(from_table(y, "y"))
+    if y.ndim == 2 and y.shape[1] == 1 and y.dtype.kind in "biu":
+        y = y[:, 0]  # an integer column of labels, as scipy.io.loadmat returns them
     if y.ndim == 2:
         check_real(y, "y")
         return y, None, y.shape[1]
@@ -141,8 +150,9 @@ class FitResult:
     of each output unit; with one output unit the two labels, the unit giving the probability of
     ``classes[1]``; None for float targets), ``lam``, ``history`` (J after every iteration),
     ``result`` (scipy's OptimizeResult: status, message, nit, nfev, …), ``time`` (seconds in the
-    optimizer) and ``interrupted`` (True when Ctrl-C stopped the training; ``theta`` is then the
-    best θ evaluated so far).
+    optimizer), ``interrupted`` (True when Ctrl-C stopped the training; ``theta`` is then the
+    best θ evaluated so far), and ``x_mean``, ``x_scale`` (the features' standardization of
+    ``fit(..., scale=True)``, applied by ``predict`` and ``predict_proba``; else None).
     """
 
     theta: np.ndarray
@@ -153,13 +163,21 @@ class FitResult:
     result: OptimizeResult
     time: float
     interrupted: bool
+    x_mean: np.ndarray | None = None
+    x_scale: np.ndarray | None = None
+
+    def scaled(self, X: Any) -> Any:
+        """X as the network sees it: (X − x_mean) / x_scale for a model trained with
+        ``scale=True``, else X itself."""
+        return apply_scaling(X, self.x_mean, self.x_scale)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities, one column per entry of ``classes`` ((m, 2) for two classes).
 
-        For float targets (``classes`` None): the (m, K) output activations h_Θ(x).
+        For float targets (``classes`` None): the (m, K) output activations h_Θ(x). X is
+        standardized as in training first (``scaled``).
         """
-        proba = predict_proba(self.theta, X, self.layer_sizes)
+        proba = predict_proba(self.theta, self.scaled(X), self.layer_sizes)
         if self.classes is not None and proba.shape[1] == 1:
             return np.hstack([1 - proba, proba])
         return proba
@@ -169,6 +187,7 @@ class FitResult:
 
         For float targets (``classes`` None): an (m, K) int64 0/1 matrix, 1 where h_Θ(x) ≥ 0.5.
         """
+        X = self.scaled(X)
         if self.classes is None:
             return (predict_proba(self.theta, X, self.layer_sizes) >= 0.5).astype(np.int64)
         return self.classes[predict(self.theta, X, self.layer_sizes)]
@@ -178,8 +197,79 @@ class FitResult:
         return (
             f"FitResult(layer_sizes={self.layer_sizes}, lam={self.lam:g}, "
             f"iterations={len(self.history)}, J={J:.6g}, time={self.time:.3g} s, "
-            f"interrupted={self.interrupted})"
+            f"scaled={self.x_mean is not None}, interrupted={self.interrupted})"
         )
+
+
+def feature_scaling(X: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, standard deviation) of every column of X, in float64; a constant column's
+    deviation is 1 (it is only centred). Two passes over chunks of rows, so that a memory-mapped
+    X needs no full-size temporary; a dask X is reduced on its workers."""
+    if is_sparse(X):
+        raise TypeError(
+            "scale=True centres the features, which would make a sparse X dense: scale it "
+            "without centring (e.g. scikit-learn's MaxAbsScaler) or pass X.toarray()"
+        )
+    if _is_dask_array(X):  # reduced on the workers, then computed by np.asarray
+        mean = np.asarray(X.mean(axis=0), dtype=np.float64)
+        deviation = np.asarray(X.std(axis=0), dtype=np.float64)
+    else:
+        X = np.asarray(from_table(X, "X"))
+        check_real(X, "X")
+        check_X(X.shape, None)
+        rows = max(1, SCALING_CHUNK_BYTES // (8 * max(1, X.shape[1])))
+        chunks = [X[start : start + rows] for start in range(0, X.shape[0], rows)]
+        mean = sum(chunk.sum(axis=0, dtype=np.float64) for chunk in chunks) / X.shape[0]
+        squares = sum(np.square(chunk - mean).sum(axis=0) for chunk in chunks)
+        deviation = np.sqrt(squares / X.shape[0])
+    if not (np.isfinite(mean).all() and np.isfinite(deviation).all()):
+        raise ValueError("X must be finite to be scaled")
+    return mean, np.where(deviation > 0, deviation, 1.0)
+
+
+def check_scaling(
+    x_mean: Any, x_scale: Any, n_inputs: int | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A model's feature standardization checked: both or neither; 1-D float64 of the network's
+    ``n_inputs`` (when known); finite means, finite positive scales."""
+    if x_mean is None and x_scale is None:
+        return None
+    if x_mean is None or x_scale is None:
+        raise ValueError("a model's scaling needs both x_mean and x_scale")
+    arrays = []
+    for name, values in (("x_mean", x_mean), ("x_scale", x_scale)):
+        values = np.asarray(values)
+        check_real(values, name)
+        if values.ndim != 1 or (n_inputs is not None and values.shape[0] != n_inputs):
+            expected = "" if n_inputs is None else f" of length {n_inputs} (the network's inputs)"
+            raise ValueError(f"{name} must be a 1-D array{expected}, got shape {values.shape}")
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name} must be finite")
+        arrays.append(values.astype(np.float64))
+    if arrays[0].shape != arrays[1].shape:
+        raise ValueError("x_mean and x_scale must have the same length")
+    if not (arrays[1] > 0).all():
+        raise ValueError("x_scale must be positive")
+    return arrays[0], arrays[1]
+
+
+def apply_scaling(X: Any, x_mean: np.ndarray | None, x_scale: np.ndarray | None) -> Any:
+    """(X − x_mean) / x_scale, in X's dtype when it is float32 (else float64); X itself when the
+    model has no scaling. A dask X stays lazy; a sparse X is made dense (centring does that)."""
+    if x_mean is None or x_scale is None:
+        return X
+    if _is_dask_array(X):
+        return (X - x_mean) / x_scale
+    X = from_table(X, "X")
+    X = np.asarray(X.toarray() if is_sparse(X) else X)
+    check_real(X, "X")
+    check_X(X.shape, None)
+    if X.shape[1] != x_mean.shape[0]:
+        raise ValueError(
+            f"X has {X.shape[1]} columns, but the model was trained on {x_mean.shape[0]} features"
+        )
+    dtype = X.dtype if X.dtype == np.float32 else np.float64
+    return ((X - x_mean) / x_scale).astype(dtype, copy=False)
 
 
 class _Tracker:
@@ -230,11 +320,16 @@ class _Tracker:
         return on_iteration
 
 
+def _is_dask_array(X: Any) -> bool:
+    """Whether X is a dask array (without importing dask when it is not loaded)."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(X, dask_array.Array)
+
+
 def _objective_for(X: Any, targets: np.ndarray, sizes: tuple[int, ...], lam: float) -> Any:
     """An Objective, or a DaskObjective on the current client when X is a dask array (X stays
-    on the workers; each call moves only θ and the partial sums). Never imports dask itself."""
-    dask_array = sys.modules.get("dask.array")
-    if dask_array is not None and isinstance(X, dask_array.Array):
+    on the workers; each call moves only θ and the partial sums)."""
+    if _is_dask_array(X):
         from .dask import DaskObjective
 
         return DaskObjective(X, targets, sizes, lam)
@@ -254,6 +349,7 @@ def fit(
     tol: float | None = None,
     callback: Callable[[OptimizeResult], Any] | None = None,
     progress: bool = False,
+    scale: bool = False,
 ) -> FitResult:
     """Train a network on (X, y) by minimizing J with ``scipy.optimize.minimize(..., jac=True)``.
 
@@ -276,6 +372,13 @@ def fit(
 
     The optimizer (and so ``callback``) runs with one BLAS thread (threadpoolctl); the cost and
     gradient run in numba's threads.
+
+    ``scale=True`` standardizes the features first: each column of X minus its mean, divided by
+    its standard deviation (1 for a constant column), as scikit-learn's StandardScaler does.
+    Gradient methods converge much faster on features of similar size (wine's span 0.13 to
+    1,680). The means and deviations are kept in the result (``x_mean``, ``x_scale``), saved by
+    :func:`fastbp.save`, and applied by ``predict`` and ``predict_proba``; θ is for the scaled
+    features. It makes a scaled copy of X in memory (a dask X stays lazy on its workers).
 
     Ctrl-C (KeyboardInterrupt) during training returns the best θ evaluated so far, with
     ``interrupted=True`` and a ``result`` whose message says so. The same inputs and seed give a
@@ -301,6 +404,12 @@ def fit(
         )
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
+    if not isinstance(scale, (bool, np.bool_)):
+        raise TypeError(f"scale must be True or False, got {scale!r}")
+    x_mean = x_scale = None
+    if scale:
+        x_mean, x_scale = feature_scaling(X)
+        X = apply_scaling(X, x_mean, x_scale)
     objective = _objective_for(X, targets, sizes, lam)
     if theta0 is None:
         theta0 = init_weights(sizes, seed=seed)
@@ -355,4 +464,6 @@ def fit(
         result=result,
         time=elapsed,
         interrupted=interrupted,
+        x_mean=x_mean,
+        x_scale=x_scale,
     )

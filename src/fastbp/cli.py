@@ -1,15 +1,18 @@
-"""The ``fastbp`` command: ``demo``, ``train``, ``cost`` and ``gradcheck``.
+"""The ``fastbp`` command: ``demo``, ``train``, ``predict``, ``cost`` and ``gradcheck``.
 
 Every command has ``--help``. A bad argument or a bad file ends the command with exit code 2 and
 one line on stderr, never a traceback; a failed gradient check exits with 1; Ctrl-C during
-training keeps the best weights so far (``train`` still writes the model) and exits with 130.
+training keeps the best weights so far (``train`` still writes the model) and exits with 130; a
+closed standard output (``fastbp train … | head -1``) ends the command quietly with 141, as
+SIGPIPE would, after ``train`` has saved its model.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
@@ -17,14 +20,17 @@ from . import __version__
 from ._commands import (
     DEBUG_HIDDEN,
     EXIT_INTERRUPTED,
+    EXIT_PIPE_CLOSED,
     EXIT_USAGE,
     TRAIN_HIDDEN,
     UserError,
     run_cost,
     run_demo,
     run_gradcheck,
+    run_predict,
     run_train,
 )
+from ._gradcheck import THRESHOLD
 from ._threading import check_thread_count, threading_info, threads
 
 __all__ = ["main"]
@@ -32,6 +38,8 @@ __all__ = ["main"]
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit code 2) instead of the usage block."""
+
+    command_parsers: Mapping[str, argparse.ArgumentParser]  # the top parser's, by command name
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -57,6 +65,18 @@ def _non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
     if not (value >= 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number between 0 and 1, got {text!r}"
+        ) from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}")
     return value
 
 
@@ -93,7 +113,7 @@ class _InfoAction(argparse.Action):
         parser.exit(0)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> _Parser:
     parser = _Parser(
         prog="fastbp",
         description="Exact backpropagation for sigmoid networks: train, check and evaluate.",
@@ -106,13 +126,14 @@ def _parser() -> argparse.ArgumentParser:
         help="print how fastbp runs here (threading layer, threads, fork safety) and exit",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.command_parsers = commands.choices
 
     demo = commands.add_parser(
         "demo",
         help="train on scikit-learn's 8×8 digits and draw the result",
         description=(
             "Train a (64, 25, 10) network on scikit-learn's bundled 8×8 digits (no download), "
-            "holding out a fixed, stratified 25%%: prints a gradient check, the training and "
+            "holding out a fixed, stratified 25%: prints a gradient check, the training and "
             "held-out accuracy and the time per gradient call, and writes a picture of the cost "
             "curve beside the hidden units. Needs the demo extra: pip install 'fastbp[demo]'."
         ),
@@ -127,9 +148,10 @@ def _parser() -> argparse.ArgumentParser:
         "train",
         help="train a network on a data file and save it",
         description=(
-            "Train on DATA (.mat with X and y, .npz with X and y, or .csv) with L-BFGS-B, print "
-            "the progress and the training accuracy, and save the model as .npz. Ctrl-C stops "
-            "early and keeps the best weights so far."
+            "Train on DATA (.mat with X and y, .npz with X and y, or .csv) with L-BFGS-B, save "
+            "the model as .npz, and print the progress and the training accuracy (and the "
+            "held-out accuracy with --test-size). Ctrl-C stops early and keeps the best weights "
+            "so far."
         ),
     )
     _data_argument(train)
@@ -141,17 +163,48 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--out", metavar="FILE", default="model.npz", help="model file (%(default)s)"
     )
+    train.add_argument(
+        "--scale",
+        action="store_true",
+        help="standardize the features (mean 0, deviation 1); the model keeps the scaling and "
+        "predict and cost apply it",
+    )
+    train.add_argument(
+        "--test-size",
+        type=_share,
+        metavar="SHARE",
+        help="hold out this share of the examples (stratified by class, drawn with --seed) and "
+        "print the accuracy on them",
+    )
     train.add_argument("--plot", metavar="FILE", help="also write a PNG of the training")
     train.add_argument("--float32", action="store_true", help="compute in float32")
     _training_arguments(train)
     train.set_defaults(run=run_train)
 
+    predict_command = commands.add_parser(
+        "predict",
+        help="predict the labels of a data file with a saved model",
+        description=(
+            "Print the predicted label of every example of DATA (one per line, in the model's "
+            "original classes), or write them to --out (a .csv gets a 'label' header). When DATA "
+            "has labels, print the accuracy too (on stderr when the labels go to stdout). A .csv "
+            "with as many columns as the model has inputs has no label column."
+        ),
+    )
+    _data_argument(predict_command)
+    predict_command.add_argument(
+        "--weights", metavar="FILE", required=True, help="a model saved by 'fastbp train' (.npz)"
+    )
+    predict_command.add_argument("--out", metavar="FILE", help="write the labels here")
+    predict_command.set_defaults(run=run_predict)
+
     cost_command = commands.add_parser(
         "cost",
         help="print J (and the gradient norm) for weights on a data file",
         description=(
-            "Print the cost J of the weights in FILE (the course's .mat Theta1, Theta2, … or a "
-            "model saved by 'fastbp train') on DATA."
+            "Print the cost J and the accuracy of the weights in FILE (the course's .mat "
+            "Theta1, Theta2, … or a model saved by 'fastbp train') on DATA, with a saved "
+            "model's feature scaling applied."
         ),
     )
     _data_argument(cost_command)
@@ -161,7 +214,9 @@ def _parser() -> argparse.ArgumentParser:
         help="weights: .mat with Theta1, Theta2, … or a saved model .npz (default: DATA's own)",
     )
     cost_command.add_argument(
-        "--lam", type=_non_negative_float, default=0.0, help="λ (%(default)s)"
+        "--lam",
+        type=_non_negative_float,
+        help="λ (default: a saved model's own, else 0)",
     )
     cost_command.add_argument("--grad", action="store_true", help="also print ‖∇J‖₂")
     cost_command.set_defaults(run=run_cost)
@@ -170,7 +225,8 @@ def _parser() -> argparse.ArgumentParser:
         "gradcheck",
         help="compare backpropagation with central differences",
         description=(
-            "Check the analytic gradient against central differences (ε = 1e-4) at λ = 0 and at "
+            "Check the analytic gradient against central differences (ε = 1e-4, divided by the "
+            "largest |x| of a first-layer weight's input where that exceeds 1) at λ = 0 and at "
             "λ = LAM, on the course's debug network (3 inputs, 5 examples, 3 classes) or on "
             "evenly spaced examples of DATA; print the largest relative difference "
             "‖a − n‖₂ / ‖a + n‖₂ and exit with 1 when it is above the threshold."
@@ -191,7 +247,7 @@ def _parser() -> argparse.ArgumentParser:
     gradcheck.add_argument(
         "--threshold",
         type=_non_negative_float,
-        default=1e-7,
+        default=THRESHOLD,
         metavar="T",
         help="largest relative difference that passes (%(default)s)",
     )
@@ -226,9 +282,12 @@ def _data_argument(parser: argparse.ArgumentParser, optional: bool = False) -> N
     parser.add_argument(
         "--label",
         type=_label,
-        default=-1,
         metavar="COLUMN",
-        help="label column of a .csv file: header name or index (default -1, the last)",
+        default="auto",
+        help="label column of a .csv file: header name, or index from 0 (-1 is the last). "
+        "Default: a column named label, target, class or y, else the first or the last column, "
+        "whichever holds words or looks like labels (an error asks for --label when both do "
+        "or neither does)",
     )
 
 
@@ -251,7 +310,7 @@ def _announce_compilation() -> Iterator[None]:
                 self.said = True
                 # tqdm.write: a progress bar on stderr is cleared first and drawn again after
                 tqdm.write(
-                    "fastbp: compiling the kernels (first run only, 10-40 s; "
+                    "fastbp: compiling the kernels (first run only, about 10-20 s; "
                     "numba caches them for later runs) ...",
                     file=sys.stderr,
                 )
@@ -269,11 +328,20 @@ def _announce_compilation() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``fastbp`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the command's own parser: "fastbp train: error: …"
+        parser.command_parsers[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     prog = f"fastbp {args.command}"
     try:
         with _announce_compilation(), threads(getattr(args, "threads", None)):
-            return int(args.run(args))
+            code = int(args.run(args))
+            sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+            return code
+    except BrokenPipeError:
+        # the reader has gone (`| head`): no message; stdout to /dev/null, so that Python's
+        # own flush at exit does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE_CLOSED
     except (UserError, ValueError, TypeError, OSError) as error:
         message = str(error) or type(error).__name__
         print(f"{prog}: error: {message}", file=sys.stderr)
