@@ -187,6 +187,13 @@ def test_train_scale_test_size_and_predict(tmp_path, data):
     assert labels.shape == (len(test),)
     accuracy = float(re.search(r"Accuracy: ([\d.]+)% \(45 examples", predicted.stderr)[1])
     assert accuracy == held_out == pytest.approx(100 * np.mean(labels == y[test]), abs=0.005)
+    # a few rows, label first: proline's 7 values could be labels too; the model's classes
+    # settle it, for predict and for cost
+    write_csv(tmp_path / "few.csv", X[test[:7]], y[test[:7]], label_first=True)
+    few = run("predict", "few.csv", "--weights", "m.npz", cwd=tmp_path)
+    assert few.returncode == 0, few.stderr
+    assert few.stdout.split() == [str(label) for label in labels[:7]]
+    assert run("cost", "few.csv", "--weights", "m.npz", cwd=tmp_path).returncode == 0
     # without labels (as many columns as the model has inputs), to a .csv file
     np.savetxt(tmp_path / "features.csv", X[test], delimiter=",")
     written = run("predict", "features.csv", "--weights", "m.npz", "--out", "p.csv", cwd=tmp_path)
@@ -406,6 +413,10 @@ def test_plot_draws_a_heat_map_for_features_and_images_for_pixels(tmp_path, data
         )
         labels = [axis.get_ylabel() for axis in figure.get_axes()]
         assert ("hidden unit (1 … 6)" in labels) is not images, labels
+        if not images:  # ticks count units and features from 1, as the labels do
+            [heat_map] = [a for a in figure.get_axes() if a.get_ylabel().startswith("hidden")]
+            assert heat_map.get_xlim() == (0.5, 4.5)
+            assert heat_map.get_ylim() == (6.5, 0.5)
         assert len(figure.get_axes()) == (1 + 6 if images else 3)  # curve, map and colour bar
 
 

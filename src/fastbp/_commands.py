@@ -45,8 +45,8 @@ def _check_writable(option: str, path: str | None) -> None:
         raise UserError(f"{option} {path}: the directory {Path(path).parent} does not exist")
 
 
-def _load_examples(path: str, label: int | str) -> dict[str, Any]:
-    data = load(path, label=label)
+def _load_examples(path: str, label: int | str, classes: Any = None) -> dict[str, Any]:
+    data = load(path, label=label, classes=classes)
     missing = [key for key in ("X", "y") if key not in data]
     if missing:
         raise UserError(f"{path}: has no {' and no '.join(missing)} (training examples)")
@@ -258,7 +258,7 @@ def run_predict(args: argparse.Namespace) -> int:
     _check_writable("--out", args.out)
     model = _load_model(args.weights)
     n_inputs, n_outputs = model["layer_sizes"][0], model["layer_sizes"][-1]
-    data = load(args.data, label=args.label, n_features=n_inputs)
+    data = load(args.data, label=args.label, n_features=n_inputs, classes=model.get("classes"))
     if "X" not in data:
         raise UserError(f"{args.data}: has no examples X")
     _check_inputs(model, args.weights, data["X"], args.data)
@@ -310,11 +310,12 @@ def _labels_for(data: dict[str, Any], weights: dict[str, Any], path: str) -> np.
 
 
 def run_cost(args: argparse.Namespace) -> int:
-    data = _load_examples(args.data, args.label)
-    weights = data
-    if args.weights:
-        weights = _load_model(args.weights)
-    elif "theta" not in data:
+    weights = _load_model(args.weights) if args.weights else None
+    classes = None if weights is None else weights.get("classes")
+    data = _load_examples(args.data, args.label, classes)
+    if weights is None:
+        weights = data
+    if "theta" not in weights:
         raise UserError(
             f"{args.data}: has no weights (Theta1, Theta2, … or a saved model); "
             "give them with --weights FILE"

@@ -42,6 +42,7 @@ def load(
     *,
     label: int | str | None = "auto",
     n_features: int | None = None,
+    classes: Any = None,
 ) -> dict[str, Any]:
     """Read a data or model file into a dict (see the module docstring for the keys).
 
@@ -62,8 +63,10 @@ def load(
       else whichever of the two looks like labels (integers with 2 … max(10, m/10) distinct
       values), and raises a ValueError asking for ``label`` when both do or neither does;
       ``"label_column"`` then describes the column taken. ``n_features``: when the file has
-      exactly this many columns, it has no label column. Labels are numbers or strings;
-      ``classes = np.unique(labels)``. ``label`` and ``n_features`` are for .csv only.
+      exactly this many columns, it has no label column. ``classes``: the labels a model knows;
+      of the first and the last column, the only one whose values are all among them is taken
+      (before the rule above). Labels are numbers or strings; ``classes = np.unique(labels)``.
+      ``label``, ``n_features`` and ``classes`` are for .csv only.
 
     Raises FileNotFoundError for a missing file and ValueError (naming the file) for an unknown
     suffix, an unreadable file, a missing key, a wrong shape or a bad label.
@@ -82,7 +85,7 @@ def load(
             return _load_mat(path)
         if suffix == ".npz":
             return _load_npz(path)
-        return _load_csv(path, label, n_features)
+        return _load_csv(path, label, n_features, classes)
     except (ValueError, TypeError) as error:
         message = str(error)
         if message.startswith(f"{path}: "):
@@ -319,7 +322,9 @@ def _is_header(rows: list[list[str]]) -> bool:
     )
 
 
-def _load_csv(path: Path, label: int | str | None, n_features: int | None) -> dict[str, Any]:
+def _load_csv(
+    path: Path, label: int | str | None, n_features: int | None, classes: Any
+) -> dict[str, Any]:
     rows = _read_rows(path)
     if not rows:
         raise ValueError("the file is empty")
@@ -335,7 +340,7 @@ def _load_csv(path: Path, label: int | str | None, n_features: int | None) -> di
     table = np.char.strip(np.array(data, dtype=str))
     if n_features is not None and width == n_features:
         label = None
-    column = _label_column(label, table, names)
+    column = _label_column(label, table, names, classes)
     features = [j for j in range(width) if j != column]
     if not features:
         raise ValueError("the file has no feature columns besides the labels")
@@ -380,13 +385,13 @@ def _looks_like_labels(values: np.ndarray) -> bool:
 
 
 def _label_column(
-    label: int | str | None, table: np.ndarray, names: list[str] | None
+    label: int | str | None, table: np.ndarray, names: list[str] | None, classes: Any
 ) -> int | None:
     width = table.shape[1]
     if label is None:
         return None
     if isinstance(label, str) and label == "auto" and (names is None or "auto" not in names):
-        return _auto_label_column(table, names)
+        return _auto_label_column(table, names, classes)
     if isinstance(label, str):
         if names is None:
             raise ValueError(f"label {label!r} names a column, but the file has no header row")
@@ -400,7 +405,7 @@ def _label_column(
     return int(label) % width
 
 
-def _auto_label_column(table: np.ndarray, names: list[str] | None) -> int:
+def _auto_label_column(table: np.ndarray, names: list[str] | None, classes: Any) -> int:
     """The label column by the rule of :func:`load`'s ``label="auto"``."""
     width = table.shape[1]
     if names is not None:
@@ -416,6 +421,10 @@ def _auto_label_column(table: np.ndarray, names: list[str] | None) -> int:
     words = [j for j in (0, last) if not all(_is_number(value) for value in table[:, j])]
     if len(words) == 1:  # a column of words is no feature: it is the labels
         return words[0]
+    if classes is not None:  # a model's classes settle it when one column holds only them
+        known = [j for j in (0, last) if _among(table[:, j], np.asarray(classes))]
+        if len(known) == 1:
+            return known[0]
     first_ok, last_ok = _looks_like_labels(table[:, 0]), _looks_like_labels(table[:, last])
     if first_ok and last_ok:
         raise ValueError(
@@ -429,6 +438,16 @@ def _auto_label_column(table: np.ndarray, names: list[str] | None) -> int:
         f"the last ({_describe(last, width, names)}: {_why_not(table[:, last])}) looks like "
         f"labels; {LABEL_HINT}"
     )
+
+
+def _among(values: np.ndarray, classes: np.ndarray) -> bool:
+    """Whether every value of a column is one of ``classes`` (compared as numbers or text)."""
+    labels = _label_values(values)
+    if labels is None:
+        return False
+    if labels.dtype.kind in "iu" and classes.dtype.kind in "biuf":
+        return bool(np.isin(labels, classes).all())
+    return bool(np.isin(labels.astype(str), classes.astype(str)).all())
 
 
 def _why_not(values: np.ndarray) -> str:

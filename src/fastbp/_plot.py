@@ -94,8 +94,15 @@ def _heat_map(panel: Any, units: np.ndarray) -> None:
     colour scale symmetric about 0, with its colour bar."""
     axis = panel.subplots()
     limit = float(np.max(np.abs(units))) or 1.0
-    image = axis.imshow(
-        units, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest"
+    rows, columns = units.shape
+    image = axis.imshow(  # the extent centres pixel (k, j) on (j + 1, k + 1): ticks count from 1
+        units,
+        cmap="RdBu_r",
+        vmin=-limit,
+        vmax=limit,
+        aspect="auto",
+        interpolation="nearest",
+        extent=(0.5, columns + 0.5, rows + 0.5, 0.5),
     )
     axis.set_xlabel(f"input feature (1 … {units.shape[1]})")
     axis.set_ylabel(f"hidden unit (1 … {units.shape[0]})")

@@ -285,7 +285,8 @@ def _data_argument(parser: argparse.ArgumentParser, optional: bool = False) -> N
         metavar="COLUMN",
         default="auto",
         help="label column of a .csv file: header name, or index from 0 (-1 is the last). "
-        "Default: a column named label, target, class or y, else the first or the last column, "
+        "Default: a column named label, labels, target, class or y, else the first or the last "
+        "column, "
         "whichever holds words or looks like labels (an error asks for --label when both do "
         "or neither does)",
     )
