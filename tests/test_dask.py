@@ -300,3 +300,17 @@ def test_a_non_finite_theta_is_named(client, rng):
     theta[5] = np.nan
     with pytest.raises(ValueError, match=r"theta must be finite.*theta\[5\]"):
         objective(theta)
+
+
+def test_fit_scale_on_dask_arrays(client, rng):
+    """scale=True reduces a dask X on its workers and trains on the lazily scaled chunks."""
+    X = rng.uniform(size=(1200, 5)) * [1, 10, 100, 1000, 0.1]
+    y = (X[:, 0] * 3).astype(int)
+    in_memory = fastbp.fit(X, y, (6,), maxiter=15, seed=3, scale=True)
+    on_cluster = fastbp.fit(
+        da.from_array(X, chunks=(400, 5)), y, (6,), maxiter=15, seed=3, scale=True
+    )
+    np.testing.assert_allclose(on_cluster.x_mean, in_memory.x_mean, rtol=1e-12)
+    np.testing.assert_allclose(on_cluster.x_scale, in_memory.x_scale, rtol=1e-12)
+    assert on_cluster.history[-1] == pytest.approx(in_memory.history[-1], rel=1e-6)
+    assert (on_cluster.predict(X) == in_memory.predict(X)).mean() > 0.99
