@@ -214,6 +214,10 @@ def test_split_is_stratified_and_seeded():
     assert not np.array_equal(_commands._split(y, 0.25, seed=1)[1], test)
     with pytest.raises(_commands.UserError, match=r"--test-size 0\.001 holds out no example"):
         _commands._split(y, 0.001, seed=0)
+    targets = np.zeros((40, 2))  # float targets: no classes to stratify by
+    train, test = _commands._split(targets, 0.25, seed=0)
+    assert len(test) == 10
+    assert len(train) == 30
 
 
 @pytest.mark.slow

@@ -244,7 +244,8 @@ def run_train(args: argparse.Namespace) -> int:
     if test is not None:
         print(
             f"Held-out accuracy: {_accuracy(model.predict(X[test]), y[test]):.2%} "
-            f"({len(test)} of {len(y)} examples, stratified, seed {args.seed})"
+            f"({len(test)} of {len(y)} examples, {'random' if y.ndim == 2 else 'stratified'}, "
+            f"seed {args.seed})"
         )
     print(f"Model: {out}")
     if args.plot:
