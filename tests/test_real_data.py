@@ -9,10 +9,11 @@ import sys
 import numpy as np
 import pytest
 from scipy.io import savemat
-from test_cli import SOURCE, assert_usage_error, environment, run
 
 import fastbp
 from fastbp import _commands, _gradcheck, cli
+
+from test_cli import SOURCE, assert_usage_error, environment, run
 
 datasets = pytest.importorskip("sklearn.datasets")
 
