@@ -364,12 +364,20 @@ def _describe(column: int, width: int, names: list[str] | None) -> str:
     return f"column {column + 1}{name}, --label {index}"
 
 
+def _as_numbers(values: np.ndarray) -> np.ndarray | None:
+    """A column of text as float64, or None when some entry is not a number (one pass in C)."""
+    try:
+        return values.astype(np.float64)
+    except ValueError:
+        return None
+
+
 def _label_values(values: np.ndarray) -> np.ndarray | None:
     """A column's labels: int64 for integers, the strings as they are; None for numbers that are
     not all integers (a feature)."""
-    if not all(_is_number(value) for value in values):
+    numbers = _as_numbers(values)
+    if numbers is None:
         return values
-    numbers = values.astype(np.float64)
     if not np.all(np.isfinite(numbers)) or np.any(numbers != np.round(numbers)):
         return None
     return numbers.astype(np.int64)
@@ -418,7 +426,7 @@ def _auto_label_column(table: np.ndarray, names: list[str] | None, classes: Any)
     last = width - 1
     if width == 1:
         return last
-    words = [j for j in (0, last) if not all(_is_number(value) for value in table[:, j])]
+    words = [j for j in (0, last) if _as_numbers(table[:, j]) is None]
     if len(words) == 1:  # a column of words is no feature: it is the labels
         return words[0]
     if classes is not None:  # a model's classes settle it when one column holds only them
