@@ -19,7 +19,8 @@ from ._gradcheck import check_gradient
 from ._io import load, save
 from ._layout import unpack
 from ._objective import Objective, cost, cost_and_grad, predict_proba
-from ._workflow import FitResult, apply_scaling, fit, init_weights, predict
+from ._scaling import apply_scaling
+from ._workflow import FitResult, fit, init_weights, predict
 
 EXIT_USAGE = 2  # bad argument or file
 EXIT_CHECK_FAILED = 1
@@ -58,15 +59,12 @@ def _original_labels(data: dict[str, Any]) -> np.ndarray:
     return data["classes"][data["y"]] if "classes" in data else data["y"]
 
 
-def _outputs(model: dict[str, Any] | FitResult, X: np.ndarray, labels: bool) -> np.ndarray:
-    """The model's output for every row of X, standardized as the model was trained: the
+def _outputs(model: dict[str, Any], X: np.ndarray, labels: bool) -> np.ndarray:
+    """A loaded model's output for every row of X, standardized as the model was trained: the
     output-unit index (``labels``: 0 … K−1, or 0/1 for one unit), or the (m, K) 0/1 matrix of
     float targets (1 where h_Θ(x) ≥ 0.5)."""
-    if isinstance(model, FitResult):
-        theta, sizes, X = model.theta, model.layer_sizes, model.scaled(X)
-    else:
-        theta, sizes = model["theta"], model["layer_sizes"]
-        X = apply_scaling(X, model.get("x_mean"), model.get("x_scale"))
+    theta, sizes = model["theta"], model["layer_sizes"]
+    X = apply_scaling(X, model.get("x_mean"), model.get("x_scale"))
     if labels:
         return predict(theta, X, sizes)
     return (predict_proba(theta, X, sizes) >= 0.5).astype(np.int64)

@@ -17,7 +17,7 @@ import numpy as np
 from ._inputs import (
     check_lam,
     check_real,
-    is_sparse,
+    dense,
     positive_number,
     prepare_examples,
     prepare_theta,
@@ -199,7 +199,7 @@ def check_gradient(
     theta = prepare_theta(theta, sizes, np.dtype(np.float64))
     data = prepare_examples(X, y, sizes).converted(np.dtype(np.float64))
     analytic = evaluate(theta, data, lam, want_grad=True)[1]
-    steps = scaled_steps(_dense(data.X), sizes)
+    steps = scaled_steps(dense(data.X), sizes)
     numerical = numerical_gradient(
         lambda t: evaluate(t, data, lam, want_grad=False)[0], theta, steps
     )
@@ -207,7 +207,3 @@ def check_gradient(
     norm_difference = float(np.linalg.norm(analytic - numerical))
     relative = norm_difference / norm_sum if norm_sum > 0 else norm_difference
     return GradientCheck(analytic, numerical, relative, sizes, lam, data.m, threshold)
-
-
-def _dense(X: Any) -> np.ndarray:
-    return X.toarray() if is_sparse(X) else np.asarray(X)

@@ -35,9 +35,11 @@ __all__ = [
     "check_real",
     "chunk_rows",
     "compute_dtype",
+    "dense",
     "encode_labels",
     "float_dtype",
     "from_table",
+    "is_dask_array",
     "is_sparse",
     "positive_number",
     "prepare_examples",
@@ -265,9 +267,7 @@ class Examples:
 
     def _chunk(self, start: int, stop: int, dtype: np.dtype) -> Chunk:
         """Rows start … stop − 1 converted for the kernels (views where no conversion is needed)."""
-        rows = self.X[start:stop]
-        X = rows.toarray() if is_sparse(rows) else rows
-        X = np.ascontiguousarray(X, dtype=dtype)
+        X = np.ascontiguousarray(dense(self.X[start:stop]), dtype=dtype)
         labels = NO_LABELS
         if self.labels is not None:
             labels = np.ascontiguousarray(self.labels[start:stop], dtype=np.int64)
@@ -303,6 +303,17 @@ def is_sparse(a: Any) -> bool:
     """True for a scipy.sparse matrix or array (without importing scipy when it is not loaded)."""
     sparse = sys.modules.get("scipy.sparse")
     return sparse is not None and sparse.issparse(a)
+
+
+def is_dask_array(a: Any) -> bool:
+    """True for a dask array (without importing dask when it is not loaded)."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(a, dask_array.Array)
+
+
+def dense(a: Any) -> np.ndarray:
+    """``a`` as an ndarray: a scipy.sparse array made dense, anything else through np.asarray."""
+    return a.toarray() if is_sparse(a) else np.asarray(a)
 
 
 def from_table(a: Any, name: str) -> Any:

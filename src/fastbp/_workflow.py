@@ -11,7 +11,6 @@ Gradient checking is in ``_gradcheck``. Everything here calls the public wrapper
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,29 +24,25 @@ from ._inputs import (
     compute_dtype,
     encode_labels,
     from_table,
-    is_sparse,
+    is_dask_array,
     positive_number,
     prepare_theta,
 )
 from ._layout import layer_shapes, pack, validate_layer_sizes
 from ._objective import Objective, predict_proba
+from ._scaling import apply_scaling, feature_scaling
 
 if TYPE_CHECKING:  # scipy.optimize is imported on first use: it doubles `import fastbp`'s time
     from scipy.optimize import OptimizeResult
 
 __all__ = [
     "FitResult",
-    "apply_scaling",
-    "check_scaling",
-    "feature_scaling",
     "fit",
     "init_weights",
     "predict",
     "sigmoid",
     "sigmoid_gradient",
 ]
-
-SCALING_CHUNK_BYTES = 8 * 2**20  # rows of X read at a time to find its columns' scaling
 
 
 def _float_array(z: Any, name: str) -> np.ndarray:
@@ -201,77 +196,6 @@ class FitResult:
         )
 
 
-def feature_scaling(X: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, standard deviation) of every column of X, in float64; a constant column's
-    deviation is 1 (it is only centred). Two passes over chunks of rows, so that a memory-mapped
-    X needs no full-size temporary; a dask X is reduced on its workers."""
-    if is_sparse(X):
-        raise TypeError(
-            "scale=True centres the features, which would make a sparse X dense: scale it "
-            "without centring (e.g. scikit-learn's MaxAbsScaler) or pass X.toarray()"
-        )
-    if _is_dask_array(X):  # reduced on the workers, then computed by np.asarray
-        mean = np.asarray(X.mean(axis=0), dtype=np.float64)
-        deviation = np.asarray(X.std(axis=0), dtype=np.float64)
-    else:
-        X = np.asarray(from_table(X, "X"))
-        check_real(X, "X")
-        check_X(X.shape, None)
-        rows = max(1, SCALING_CHUNK_BYTES // (8 * max(1, X.shape[1])))
-        chunks = [X[start : start + rows] for start in range(0, X.shape[0], rows)]
-        mean = sum(chunk.sum(axis=0, dtype=np.float64) for chunk in chunks) / X.shape[0]
-        squares = sum(np.square(chunk - mean).sum(axis=0) for chunk in chunks)
-        deviation = np.sqrt(squares / X.shape[0])
-    if not (np.isfinite(mean).all() and np.isfinite(deviation).all()):
-        raise ValueError("X must be finite to be scaled")
-    return mean, np.where(deviation > 0, deviation, 1.0)
-
-
-def check_scaling(
-    x_mean: Any, x_scale: Any, n_inputs: int | None
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """A model's feature standardization checked: both or neither; 1-D float64 of the network's
-    ``n_inputs`` (when known); finite means, finite positive scales."""
-    if x_mean is None and x_scale is None:
-        return None
-    if x_mean is None or x_scale is None:
-        raise ValueError("a model's scaling needs both x_mean and x_scale")
-    arrays = []
-    for name, values in (("x_mean", x_mean), ("x_scale", x_scale)):
-        values = np.asarray(values)
-        check_real(values, name)
-        if values.ndim != 1 or (n_inputs is not None and values.shape[0] != n_inputs):
-            expected = "" if n_inputs is None else f" of length {n_inputs} (the network's inputs)"
-            raise ValueError(f"{name} must be a 1-D array{expected}, got shape {values.shape}")
-        if not np.isfinite(values).all():
-            raise ValueError(f"{name} must be finite")
-        arrays.append(values.astype(np.float64))
-    if arrays[0].shape != arrays[1].shape:
-        raise ValueError("x_mean and x_scale must have the same length")
-    if not (arrays[1] > 0).all():
-        raise ValueError("x_scale must be positive")
-    return arrays[0], arrays[1]
-
-
-def apply_scaling(X: Any, x_mean: np.ndarray | None, x_scale: np.ndarray | None) -> Any:
-    """(X − x_mean) / x_scale, in X's dtype when it is float32 (else float64); X itself when the
-    model has no scaling. A dask X stays lazy; a sparse X is made dense (centring does that)."""
-    if x_mean is None or x_scale is None:
-        return X
-    if _is_dask_array(X):
-        return (X - x_mean) / x_scale
-    X = from_table(X, "X")
-    X = np.asarray(X.toarray() if is_sparse(X) else X)
-    check_real(X, "X")
-    check_X(X.shape, None)
-    if X.shape[1] != x_mean.shape[0]:
-        raise ValueError(
-            f"X has {X.shape[1]} columns, but the model was trained on {x_mean.shape[0]} features"
-        )
-    dtype = X.dtype if X.dtype == np.float32 else np.float64
-    return ((X - x_mean) / x_scale).astype(dtype, copy=False)
-
-
 class _Tracker:
     """Wraps the Objective for :func:`fit`: keeps the best evaluated θ, the per-iteration history,
     the progress bar and the user's callback."""
@@ -320,16 +244,10 @@ class _Tracker:
         return on_iteration
 
 
-def _is_dask_array(X: Any) -> bool:
-    """Whether X is a dask array (without importing dask when it is not loaded)."""
-    dask_array = sys.modules.get("dask.array")
-    return dask_array is not None and isinstance(X, dask_array.Array)
-
-
 def _objective_for(X: Any, targets: np.ndarray, sizes: tuple[int, ...], lam: float) -> Any:
     """An Objective, or a DaskObjective on the current client when X is a dask array (X stays
     on the workers; each call moves only θ and the partial sums)."""
-    if _is_dask_array(X):
+    if is_dask_array(X):
         from .dask import DaskObjective
 
         return DaskObjective(X, targets, sizes, lam)
