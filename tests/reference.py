@@ -44,38 +44,82 @@ def softplus(z):
     return np.logaddexp(0.0, z)
 
 
-def cost_and_grad(theta, X, y, layer_sizes, lam=0.0):
-    """J and D of docs/design.md by the literal per-example loop, in float64 arithmetic."""
+# g and g' written from a = g(z), for each hidden activation
+ACTIVATIONS = {
+    "sigmoid": (sigmoid, lambda a: a * (1.0 - a)),
+    "tanh": (np.tanh, lambda a: 1.0 - a * a),
+    "relu": (lambda z: np.maximum(z, 0.0), lambda a: (a > 0).astype(np.float64)),
+    "identity": (lambda z: z, np.ones_like),
+}
+
+
+def output_cost_and_delta(z, y, output):
+    """(cost_i, δ^(L)) of one example from its output layer's z and its targets y."""
+    if output == "sigmoid":
+        # softplus(z) − y z and a − y, written as (1 − y) softplus(z) + y softplus(−z) and
+        # (1 − y) g(z) − y g(−z): the same quantities, without the cancellation that loses a
+        # saturated output's digits when y = 1 (at z = 13, softplus(z) − z was 2.6e-10 off).
+        cost = float(np.sum((1.0 - y) * softplus(z) + y * softplus(-z)))
+        return cost, (1.0 - y) * sigmoid(z) - y * sigmoid(-z)
+    if output == "identity":
+        return 0.5 * float(np.sum((z - y) ** 2)), z - y
+    # softmax: logsumexp(z) = max z + log(1 + Σ of e^(z_j − max z) over all but one maximum);
+    # δ_k = h_k Σ_j y_j − y_k = Σ_{j≠k} (y_j h_k − y_k h_j), as Σ_j h_j = 1: no 1 − h_k
+    K = z.shape[0]
+    top = int(np.argmax(z))
+    e = np.exp(z - z[top])
+    log_sum = np.log1p(np.sum(np.delete(e, top)))
+    cost = float(np.sum(y * ((z[top] - z) + log_sum)))
+    h = e / np.sum(e)
+    delta = np.array(
+        [np.sum(np.delete(y, k)) * h[k] - y[k] * np.sum(np.delete(h, k)) for k in range(K)]
+    )
+    return cost, delta
+
+
+def cost_and_grad(
+    theta,
+    X,
+    y,
+    layer_sizes,
+    lam=0.0,
+    activation="sigmoid",
+    output="sigmoid",
+    sample_weight=None,
+):
+    """J and D of docs/design.md by the literal per-example loop, in float64 arithmetic.
+
+    activation: one name or one per hidden layer; sample_weight: s_i, J and D normalized by Σ s_i.
+    """
     X = np.asarray(X, dtype=np.float64)
     theta = np.asarray(theta, dtype=np.float64)
     m = X.shape[0]
     Thetas = split(theta, layer_sizes)
+    n_hidden = len(Thetas) - 1
+    names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
+    s = np.ones(m) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    S = float(np.sum(s))
     Y = targets(y, m, layer_sizes[-1])
     Deltas = [np.zeros_like(T) for T in Thetas]
     J = 0.0
     for i in range(m):
         a = [X[i]]
-        z_last = None
-        for T in Thetas:
+        for l, T in enumerate(Thetas):
             z = T @ np.concatenate(([1.0], a[-1]))
-            a.append(sigmoid(z))
-            z_last = z
-        # softplus(z) − y z and a − y, written as (1 − y) softplus(z) + y softplus(−z) and
-        # (1 − y) g(z) − y g(−z): the same quantities, without the cancellation that loses a
-        # saturated output's digits when y = 1 (at z = 13, softplus(z) − z was 2.6e-10 off).
-        y_i = Y[i]
-        J += float(np.sum((1.0 - y_i) * softplus(z_last) + y_i * softplus(-z_last)))
-        delta = (1.0 - y_i) * a[-1] - y_i * sigmoid(-z_last)
+            a.append(ACTIVATIONS[names[l]][0](z) if l < n_hidden else z)
+        cost_i, delta = output_cost_and_delta(a[-1], Y[i], output)
+        J += s[i] * cost_i
+        delta = s[i] * delta
         for l in range(len(Thetas) - 1, -1, -1):
             Deltas[l] += np.outer(delta, np.concatenate(([1.0], a[l])))
             if l > 0:
-                delta = (Thetas[l].T @ delta)[1:] * a[l] * (1.0 - a[l])
-    J /= m
+                delta = (Thetas[l].T @ delta)[1:] * ACTIVATIONS[names[l - 1]][1](a[l])
+    J /= S
     grads = []
     for T, Delta in zip(Thetas, Deltas, strict=True):
-        D = Delta / m
-        D[:, 1:] += lam / m * T[:, 1:]
-        J += lam / (2 * m) * float(np.sum(T[:, 1:] ** 2))
+        D = Delta / S
+        D[:, 1:] += lam / S * T[:, 1:]
+        J += lam / (2 * S) * float(np.sum(T[:, 1:] ** 2))
         grads.append(D)
     return J, np.concatenate([D.ravel() for D in grads])
 
@@ -112,3 +156,19 @@ def max_rel(g, g_ref):
     g, g_ref = np.asarray(g, np.float64), np.asarray(g_ref, np.float64)
     scale = np.max(np.abs(g_ref))
     return float(np.max(np.abs(g - g_ref)) / scale) if scale > 0 else float(np.max(np.abs(g)))
+
+
+def relu_margin(theta, X, layer_sizes, activation):
+    """min |z| over the ReLU layers' units and examples (inf without ReLU): how far the data is
+    from the kink, where a kernel and this reference may round z to different sides of 0."""
+    Thetas = split(np.asarray(theta, np.float64), layer_sizes)
+    n_hidden = len(Thetas) - 1
+    names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
+    a = np.asarray(X, np.float64)
+    margin = np.inf
+    for l, T in enumerate(Thetas[:-1]):
+        z = np.hstack([np.ones((a.shape[0], 1)), a]) @ T.T
+        if names[l] == "relu":
+            margin = min(margin, float(np.min(np.abs(z))))
+        a = ACTIVATIONS[names[l]][0](z)
+    return margin

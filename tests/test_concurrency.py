@@ -25,21 +25,25 @@ SETUP = textwrap.dedent(
     X = rng.uniform(-1, 1, (3000, 12))  # several blocks: the parallel kernel runs
     y = rng.integers(0, 4, 3000)
     THETAS = [rng.normal(size=fastbp.n_params(SIZES)) for _ in range(4)]
+    KW = dict(activation=ACTIVATION, output=OUTPUT)
+    KW["sample_weight"] = rng.uniform(0, 2, 3000) if OUTPUT != "sigmoid" else None
 
     def gradient(theta):
-        J, g = fastbp.cost_and_grad(theta, X, y, SIZES, 0.5)
+        J, g = fastbp.cost_and_grad(theta, X, y, SIZES, 0.5, **KW)
         return J, g.tobytes()
     """
 )
+# (activation, output): today's network, and ReLU with softmax and sample weights
+MODELS = [("sigmoid", "sigmoid"), ("relu", "softmax")]
 
 
-def run_script(code, layer="default"):
+def run_script(code, layer="default", model=MODELS[0]):
     env = dict(os.environ)
     env.pop("NUMBA_THREADING_LAYER", None)
     if layer != "default":
         env["NUMBA_THREADING_LAYER"] = layer
     result = subprocess.run(
-        [sys.executable, "-c", SETUP + textwrap.dedent(code)],
+        [sys.executable, "-c", f"ACTIVATION, OUTPUT = {model!r}\n{SETUP}{textwrap.dedent(code)}"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -50,8 +54,9 @@ def run_script(code, layer="default"):
     return result.stdout
 
 
+@pytest.mark.parametrize("model", MODELS, ids="-".join)
 @pytest.mark.parametrize("layer", LAYERS)
-def test_fork_pool_after_the_parent_ran_parallel_kernels(layer):
+def test_fork_pool_after_the_parent_ran_parallel_kernels(layer, model):
     out = run_script(
         """
         parent = [gradient(t) for t in THETAS]  # the parent launches its threads first
@@ -61,6 +66,7 @@ def test_fork_pool_after_the_parent_ran_parallel_kernels(layer):
         print(fastbp.threading_info()["layer"])
         """,
         layer,
+        model,
     )
     assert out.split()[-1] == ("tbb" if layer == "default" else layer)
 
@@ -75,17 +81,19 @@ def test_first_parallel_call_in_a_forked_child():
     )
 
 
+@pytest.mark.parametrize("model", MODELS, ids="-".join)
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
-def test_spawn_and_forkserver_pools(method):
+def test_spawn_and_forkserver_pools(method, model):
     run_script(
         f"""
         if __name__ == "__main__":
             parent = [gradient(t) for t in THETAS]
-            objective = fastbp.Objective(X, y, SIZES, 0.5)
+            objective = fastbp.Objective(X, y, SIZES, 0.5, **KW)
             with multiprocessing.get_context("{method}").Pool(2) as pool:
                 children = pool.map_async(objective, THETAS).get(timeout=240)
             assert [(J, g.tobytes()) for J, g in children] == parent
-        """
+        """,
+        model=model,
     )
 
 
@@ -105,12 +113,13 @@ def test_differential_evolution_with_workers(layer):
     )
 
 
+@pytest.mark.parametrize("model", MODELS, ids="-".join)
 @pytest.mark.parametrize("layer", LAYERS)
-def test_threads_calling_at_once_get_the_serial_results(layer):
+def test_threads_calling_at_once_get_the_serial_results(layer, model):
     run_script(
         """
         from concurrent.futures import ThreadPoolExecutor
-        objective = fastbp.Objective(X, y, SIZES, 0.5)
+        objective = fastbp.Objective(X, y, SIZES, 0.5, **KW)
         expected = [gradient(t) for t in THETAS]
 
         def work(k):
@@ -128,6 +137,7 @@ def test_threads_calling_at_once_get_the_serial_results(layer):
                     assert result == expected[k]
         """,
         layer,
+        model,
     )
 
 

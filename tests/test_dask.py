@@ -78,6 +78,43 @@ def test_equals_objective_and_repeats_bitwise(client, targets, rng):
             assert grad_again.tobytes() == grad.tobytes()
 
 
+@pytest.mark.parametrize(
+    ("activation", "output"), [("relu", "softmax"), ("tanh", "identity"), ("identity", "sigmoid")]
+)
+def test_models_and_sample_weights_equal_objective(client, activation, output, rng):
+    """Weights are summed into the partials: S is the sum of the chunks' sums."""
+    m, sizes, lam = 5_000, (6, 8, 3), 0.4
+    X, y = make_data(rng, m, sizes)
+    if output == "identity":
+        y = rng.normal(size=(m, 3))
+    w = rng.uniform(0, 2, m)
+    kwargs = {"activation": activation, "output": output}
+    X_dask = da.from_array(X, chunks=(700, 6))
+    obj = DaskObjective(
+        X_dask,
+        da.from_array(y, chunks=(1000, *y.shape[1:])),  # rechunked to X's rows
+        sizes,
+        lam=lam,
+        client=client,
+        sample_weight=da.from_array(w, chunks=1500),
+        **kwargs,
+    )
+    assert (obj.activation, obj.output) == ((activation,), output)
+    local = fastbp.Objective(X, y, sizes, lam=lam, sample_weight=w, **kwargs)
+    theta = rng.normal(size=obj.n_params)
+    (J, grad), (J_local, grad_local) = obj(theta), local(theta)
+    assert abs(J - J_local) / abs(J_local) <= 1e-12
+    assert reference.max_rel(grad, grad_local) <= 1e-12
+    w_bad = w.copy()
+    w_bad[1403] = -1.0
+    w_zero = np.zeros(m)
+    w_zero[4321] = 1.0  # every chunk but one all zero: allowed
+    DaskObjective(X_dask, y, sizes, client=client, sample_weight=w_zero, **kwargs)
+    for weights, message in ((w_bad, r"must be >= 0, but sample_weight\[1403\]"), (0 * w, "zeros")):
+        with pytest.raises(ValueError, match=message):
+            DaskObjective(X_dask, y, sizes, client=client, sample_weight=weights, **kwargs)
+
+
 def test_partials_are_added_in_the_documented_tree(client, rng):
     m, sizes, lam = 2000, (4, 3, 2), 0.2
     X, y = make_data(rng, m, sizes)

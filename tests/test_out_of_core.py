@@ -46,25 +46,35 @@ MEASURE_SCRIPT = textwrap.dedent(
 
     X = np.load(sys.argv[1], mmap_mode="r")
     y = np.load(sys.argv[2], mmap_mode="r")
+    w = np.load(sys.argv[3], mmap_mode="r")
     sizes = (128, 25, 10)
     theta = np.random.default_rng(1).normal(0, 0.1, fastbp.n_params(sizes))
+    # today's network in both dtypes, and ReLU, softmax and weights (float64, converted by chunks)
+    runs = {
+        "float32": ("float32", {}),
+        "float64": ("float64", {}),
+        "relu-softmax-weighted": (
+            "float32", {"activation": "relu", "output": "softmax", "sample_weight": w}
+        ),
+    }
     # Warm-up on a few rows: compiling or loading the kernels is not what is measured.
-    for dtype in ("float32", "float64"):
+    for dtype, kw in runs.values():
         for rows in (1, 5000):
-            fastbp.cost_and_grad(theta.astype(dtype), X[:rows], y[:rows], sizes)
+            kw_rows = {**kw, "sample_weight": w[:rows]} if kw else {}
+            fastbp.cost_and_grad(theta.astype(dtype), X[:rows], y[:rows], sizes, **kw_rows)
     out = {}
-    for dtype in ("float32", "float64"):
+    for name, (dtype, kw) in runs.items():
         base = rss_anon_kib()
         sampler = PeakSampler()
         tracemalloc.start()
         sampler.start()
-        J, grad = fastbp.cost_and_grad(theta.astype(dtype), X, y, sizes)
+        J, grad = fastbp.cost_and_grad(theta.astype(dtype), X, y, sizes, **kw)
         sampler.done.set()
         sampler.join()
         traced_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         peak = max(sampler.peak, rss_anon_kib())
-        out[dtype] = dict(
+        out[name] = dict(
             growth=(peak - base) * 1024, traced=traced_peak, samples=sampler.samples, J=J
         )
     print(json.dumps(out))
@@ -73,37 +83,39 @@ MEASURE_SCRIPT = textwrap.dedent(
 
 
 def write_memmaps(directory, m, n, K):
-    """X (m, n) float32 and labels y (m,) uint8 as .npy files, written block by block."""
+    """X (m, n) float32, labels y (m,) uint8 and sample weights (m,) float64 as .npy files,
+    written block by block."""
     rng = np.random.default_rng(0)
     X = np.lib.format.open_memmap(directory / "X.npy", "w+", np.float32, (m, n))
     y = np.lib.format.open_memmap(directory / "y.npy", "w+", np.uint8, (m,))
+    w = np.lib.format.open_memmap(directory / "w.npy", "w+", np.float64, (m,))
     step = 2**16
     for start in range(0, m, step):
         X[start : start + step] = rng.random((min(step, m - start), n), dtype=np.float32)
         y[start : start + step] = rng.integers(0, K, min(step, m - start))
-    X.flush()
-    y.flush()
-    return directory / "X.npy", directory / "y.npy"
+        w[start : start + step] = rng.random(min(step, m - start))
+    for a in (X, y, w):
+        a.flush()
+    return directory / "X.npy", directory / "y.npy", directory / "w.npy"
 
 
 @pytest.mark.slow
 def test_gradient_of_a_1_gib_memmap_in_bounded_memory(tmp_path):
     m, sizes = 2**21, (128, 25, 10)  # X: 2**21 × 128 float32 = 1 GiB on disk
-    X_path, y_path = write_memmaps(tmp_path, m, sizes[0], sizes[-1])
+    X_path, y_path, w_path = write_memmaps(tmp_path, m, sizes[0], sizes[-1])
     assert X_path.stat().st_size >= 2**30
     run = subprocess.run(
-        [sys.executable, "-c", MEASURE_SCRIPT, str(X_path), str(y_path)],
+        [sys.executable, "-c", MEASURE_SCRIPT, str(X_path), str(y_path), str(w_path)],
         capture_output=True,
         text=True,
         timeout=600,
         check=True,
     )
     measured = json.loads(run.stdout)
-    for dtype in ("float32", "float64"):
-        got = measured[dtype]
+    for name, got in measured.items():
         assert got["samples"] > 100  # the sampler ran during the call
-        assert got["growth"] < 64 * MiB, f"{dtype}: RssAnon grew by {got['growth'] / MiB:.1f} MiB"
-        assert got["traced"] < 64 * MiB, f"{dtype}: numpy buffers peaked at {got['traced']}"
+        assert got["growth"] < 64 * MiB, f"{name}: RssAnon grew by {got['growth'] / MiB:.1f} MiB"
+        assert got["traced"] < 64 * MiB, f"{name}: numpy buffers peaked at {got['traced']}"
         assert np.isfinite(got["J"])
     print({d: round(v["growth"] / MiB, 1) for d, v in measured.items()}, "MiB RssAnon growth")
 

@@ -122,7 +122,9 @@ def test_combine_rejects_bad_partials(rng):
         ([(1.0, good[1].astype(int), 3)], ValueError, "Delta must be a float vector"),
         ([(1.0, good[1], 0)], ValueError, r"count must be >= 1"),
         ([(float("nan"), good[1], 3)], ValueError, "cost_sum finite"),
-        ([(1.0, good[1], 2.5)], TypeError, "count must be an integer"),
+        ([(1.0, good[1], "2")], TypeError, "count must be a number of rows or a sum of"),
+        ([(1.0, good[1], -0.5)], ValueError, r"count must be >= 0 and finite"),
+        ([(1.0, good[1], 0.0)], ValueError, "counts add up to 0"),
     ]
     for partials, exception, pattern in cases:
         with pytest.raises(exception, match=pattern):

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._layout import check_theta_length
+from ._layout import IDENTITY, SIGMOID, SOFTMAX, check_theta_length, names_of
 
 __all__ = [
     "COMPUTE_DTYPES",
@@ -212,7 +212,9 @@ class Chunk:
     X: np.ndarray  # (m, s_1), C-contiguous, compute dtype
     labels: np.ndarray  # (m,) int64, or (0,) when Y holds the targets
     Y: np.ndarray  # (m, K) compute dtype, or (0, K) when labels hold the targets
+    weights: np.ndarray  # (m,) sample weights in the compute dtype, or (0,): all 1
     layer_sizes: tuple[int, ...]
+    functions: tuple[int, ...]  # the codes of g, Θ^(1) … Θ^(L−1) (``_layout.functions_of``)
 
     @property
     def m(self) -> int:
@@ -229,7 +231,9 @@ class Examples:
     X: Any  # (m, s_1): an ndarray (possibly memory-mapped) or a scipy.sparse CSR array
     labels: np.ndarray | None  # (m,) integer or bool labels, or None
     targets: np.ndarray | None  # (m, K) float targets, or None (no targets: forward pass only)
+    weights: np.ndarray | None  # (m,) sample weights, or None (all 1)
     layer_sizes: tuple[int, ...]
+    functions: tuple[int, ...]  # the codes of g, Θ^(1) … Θ^(L−1) (``_layout.functions_of``)
     _whole: dict[np.dtype, Chunk] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -238,15 +242,23 @@ class Examples:
     def m(self) -> int:
         return self.X.shape[0]
 
+    def count(self, dtype: np.dtype) -> int | float:
+        """What J and D are normalized by (docs/design.md): m, an int, without sample weights;
+        else S = Σ_i s_i of the weights the kernels read (in ``dtype``), summed in float64."""
+        if self.weights is None:
+            return self.m
+        return float(np.sum(np.asarray(self.weights, dtype=dtype), dtype=np.float64))
+
     def in_kernel_layout(self, dtype: np.dtype) -> bool:
         """Whether the kernels read X and y as they are: C-contiguous X and float targets in
         ``dtype``, C-contiguous int64 labels."""
 
-        X, labels, targets = self.X, self.labels, self.targets
+        X, labels, targets, weights = self.X, self.labels, self.targets, self.weights
         return (
             (X.dtype == dtype and not is_sparse(X) and X.flags.c_contiguous)
             and (labels is None or (labels.dtype == np.int64 and labels.flags.c_contiguous))
             and (targets is None or (targets.dtype == dtype and targets.flags.c_contiguous))
+            and (weights is None or (weights.dtype == dtype and weights.flags.c_contiguous))
         )
 
     def chunks(self, dtype: np.dtype) -> Iterator[tuple[int, Chunk]]:
@@ -275,7 +287,10 @@ class Examples:
             Y = np.zeros((0, self.layer_sizes[-1]), dtype)
         else:
             Y = np.ascontiguousarray(self.targets[start:stop], dtype=dtype)
-        return Chunk(X, labels, Y, self.layer_sizes)
+        weights = np.zeros(0, dtype)
+        if self.weights is not None:
+            weights = np.ascontiguousarray(self.weights[start:stop], dtype=dtype)
+        return Chunk(X, labels, Y, weights, self.layer_sizes, self.functions)
 
     def converted(self, dtype: np.dtype) -> Examples:
         """These examples with every in-memory array converted once to the kernels' dtype and
@@ -287,12 +302,13 @@ class Examples:
                 return a
             return np.ascontiguousarray(a, dtype=to)
 
-        labels, targets = self.labels, self.targets
+        labels, targets, weights = self.labels, self.targets, self.weights
         return replace(
             self,
             X=convert(self.X, dtype),
             labels=None if labels is None else convert(labels, np.int64),
             targets=None if targets is None else convert(targets, dtype),
+            weights=None if weights is None else convert(weights, dtype),
         )
 
     def __getstate__(self) -> dict[str, Any]:
@@ -354,16 +370,27 @@ def sparse_rows(X: Any) -> Any:
 
 
 def prepare_examples(
-    X: Any, y: Any, layer_sizes: tuple[int, ...], first_row: int = 0, *, targets: bool = True
+    X: Any,
+    y: Any,
+    layer_sizes: tuple[int, ...],
+    first_row: int = 0,
+    *,
+    targets: bool = True,
+    functions: tuple[int, ...] | None = None,
+    sample_weight: Any = None,
+    all_rows: bool = True,
 ) -> Examples:
-    """Validate X (and y, unless ``targets`` is False) against the network, streaming over their
-    rows; nothing is converted. ``first_row`` is the position of these rows in a larger data set
-    (used in error messages).
+    """Validate X (and y and the sample weights, unless ``targets`` is False) against the network,
+    streaming over their rows; nothing is converted. ``first_row`` is the position of these rows
+    in a larger data set (used in error messages). ``functions``: the network's codes of g
+    (``_layout.functions_of``; None: all sigmoid), whose output decides which y it takes.
+    ``all_rows``: False for a part of the data set, whose sample weights may all be zero.
 
     X may be a scipy.sparse matrix or array (kept sparse, in CSR form; chunks of rows are made
     dense one at a time) or a pandas table with nullable dtypes and no missing values. Integer
     labels stored as an (m, 1) column (what ``scipy.io.loadmat`` returns) count as labels.
     """
+    functions = (SIGMOID,) * (len(layer_sizes) - 1) if functions is None else tuple(functions)
     X = from_table(X, "X")
     if is_sparse(X):
         X = sparse_rows(X)
@@ -375,9 +402,24 @@ def prepare_examples(
     if X.dtype.kind == "f" and not is_sparse(X):
         value_range(X, "X", rows, first_row)
     if not targets:
-        return Examples(X, None, None, layer_sizes)
+        return Examples(X, None, None, None, layer_sizes, functions)
     m = X.shape[0]
-    K = layer_sizes[-1]
+    weights = None
+    if sample_weight is not None:
+        weights = check_sample_weight(sample_weight, m, first_row, all_rows)
+    labels, Y = check_targets(y, m, layer_sizes[-1], functions[-1], rows, first_row)
+    return Examples(X, labels, Y, weights, layer_sizes, functions)
+
+
+def check_targets(
+    y: Any, m: int, K: int, output: int, rows: int, first_row: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(labels, None) or (None, float targets (m, K)) for the output ``output`` (a code), checked:
+
+    sigmoid: labels 0 … K−1 (0 or 1 when K = 1) or targets in [0, 1]; softmax: labels 0 … K−1
+    or targets in [0, 1] whose rows sum to 1; identity: finite float targets, no labels.
+    """
+    output_name = names_of((output,))[1]
     y = np.asarray(from_table(y, "y"))
     check_real(y, "y")
     if y.shape[:1] != (m,):
@@ -386,6 +428,12 @@ def prepare_examples(
         )
     if y.ndim == 2 and y.shape[1] == 1 and y.dtype.kind in "iu" and K > 1:
         y = y[:, 0]  # an integer column of labels, as scipy.io.loadmat returns them
+    if y.dtype.kind in "biu" and output == IDENTITY:
+        raise TypeError(
+            f"y holds integers (dtype {y.dtype}), but output='identity' fits float targets, "
+            "not class labels: pass y.astype(float) to fit these numbers, or a classification "
+            "output ('sigmoid', 'softmax') for labels"
+        )
     if y.ndim == 1 and (y.dtype.kind in "biu"):
         lo, hi = value_range(y, "y", rows, first_row)
         lo, hi = int(lo), int(hi)
@@ -393,7 +441,7 @@ def prepare_examples(
         if lo < 0 or hi > top:
             what = "0 or 1 (one output unit)" if K == 1 else f"0 … {K - 1} (K = {K} outputs)"
             raise ValueError(f"labels y must be in {what}, got values from {lo} to {hi}")
-        return Examples(X, y, None, layer_sizes)
+        return y, None
     if y.ndim == 1:
         if K != 1:
             raise TypeError(
@@ -406,6 +454,50 @@ def prepare_examples(
             f"float targets y must have shape (m, K) = ({m}, {K}), got shape {y.shape}"
         )
     lo, hi = value_range(y, "y", rows, first_row)
-    if lo < 0 or hi > 1:
-        raise ValueError(f"float targets y must lie in [0, 1], got values from {lo} to {hi}")
-    return Examples(X, None, y, layer_sizes)
+    if output != IDENTITY and (lo < 0 or hi > 1):
+        raise ValueError(
+            f"float targets y must lie in [0, 1] for output={output_name!r}, got values from "
+            f"{lo} to {hi}"
+        )
+    if output == SOFTMAX:
+        check_probability_rows(y, rows, first_row)
+    return None, y
+
+
+def check_probability_rows(y: np.ndarray, rows: int, first_row: int) -> None:
+    """Each row of softmax targets sums to 1, to √eps of y's float dtype (float64 otherwise)."""
+    tolerance = np.sqrt(np.finfo(float_dtype(y)).eps)
+    for start in range(0, y.shape[0], rows):
+        sums = np.sum(y[start : start + rows], axis=1, dtype=np.float64)
+        bad = np.flatnonzero(np.abs(sums - 1.0) > tolerance)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(
+                f"float targets y for output='softmax' must be probability rows summing to 1, "
+                f"but row {start + i + first_row} sums to {sums[i]!r}; pass labels 0 … K−1 "
+                "instead of a one-hot matrix, or normalize the rows"
+            )
+
+
+def check_sample_weight(
+    sample_weight: Any, m: int, first_row: int = 0, all_rows: bool = True
+) -> np.ndarray:
+    """Sample weights: a 1-D real array of length m, finite, ≥ 0 (not copied); not all zero
+    when they are ``all_rows``' weights (else the caller checks their total). ``first_row``: as
+    :func:`prepare_examples`'."""
+    w = np.asarray(from_table(sample_weight, "sample_weight"))
+    check_real(w, "sample_weight")
+    if w.shape != (m,):
+        raise ValueError(
+            f"sample_weight must have one weight per example: expected shape ({m},), got "
+            f"shape {w.shape}"
+        )
+    lo, hi = value_range(w, "sample_weight", max(m, 1), first_row)
+    if lo < 0:
+        bad = int(np.argmin(w))
+        raise ValueError(
+            f"sample_weight must be >= 0, but sample_weight[{bad + first_row}] is {w[bad]}"
+        )
+    if hi == 0 and all_rows:
+        raise ValueError("sample_weight is all zeros: at least one example must have weight > 0")
+    return w

@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 __all__ = [
+    "HIDDEN",
+    "OUTPUTS",
+    "functions_of",
     "layer_shapes",
     "layer_table",
     "n_params",
+    "names_of",
+    "network",
     "pack",
     "unpack",
     "validate_layer_sizes",
 ]
 
 # Columns of a layer table (see layer_table); numba reads them as compile-time constants.
-IN, OUT, THETA, ROWS, COLS, PADDED, TRANSPOSED, ACT = range(8)
+IN, OUT, THETA, ROWS, COLS, PADDED, TRANSPOSED, ACT, G = range(9)
+
+# The codes of g, the function a layer applies to its z (the layer table's column G): integers
+# the kernels branch on, so that every network runs the same compiled code.
+SIGMOID, TANH, RELU, IDENTITY, SOFTMAX = range(5)
+HIDDEN = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "identity": IDENTITY}
+OUTPUTS = {"sigmoid": SIGMOID, "softmax": SOFTMAX, "identity": IDENTITY}
 
 
 def validate_layer_sizes(layer_sizes: Sequence[int]) -> tuple[int, ...]:
@@ -57,10 +68,66 @@ def n_params(layer_sizes: Sequence[int]) -> int:
     return sum(r * c for r, c in layer_shapes(layer_sizes))
 
 
+def functions_of(activation: Any, output: Any, layer_sizes: Sequence[int]) -> tuple[int, ...]:
+    """The codes of g for Θ^(1), …, Θ^(L−1): ``activation`` for every hidden layer, then ``output``.
+
+    ``activation``: one name of :data:`HIDDEN` for all hidden layers, or a sequence with one per
+    hidden layer (``len(layer_sizes) − 2`` names). ``output``: a name of :data:`OUTPUTS`;
+    ``"softmax"`` needs at least 2 output units. ValueError/TypeError naming the argument.
+    """
+    sizes = validate_layer_sizes(layer_sizes)
+    n_hidden = len(sizes) - 2
+    if isinstance(activation, str):
+        names = [activation] * n_hidden
+    elif isinstance(activation, Sequence):
+        names = list(activation)
+        if len(names) != n_hidden:
+            raise ValueError(
+                f"activation has {len(names)} names, but layer_sizes {sizes} has {n_hidden} "
+                f"hidden layers: give one name for all or one per hidden layer"
+            )
+    else:
+        raise TypeError(
+            f"activation must be a name such as 'relu' or a sequence of names, got {activation!r}"
+        )
+    codes = []
+    for name in names:
+        if not isinstance(name, str) or name not in HIDDEN:
+            raise ValueError(f"activation must be one of {tuple(HIDDEN)}, got {name!r}")
+        codes.append(HIDDEN[name])
+    if not isinstance(output, str) or output not in OUTPUTS:
+        raise ValueError(f"output must be one of {tuple(OUTPUTS)}, got {output!r}")
+    if output == "softmax" and sizes[-1] < 2:
+        raise ValueError(
+            f"output='softmax' needs at least 2 output units, but layer_sizes {sizes} has 1: "
+            "use output='sigmoid' for one unit"
+        )
+    return (*codes, OUTPUTS[output])
+
+
+def network(
+    layer_sizes: Sequence[int], activation: Any = "sigmoid", output: Any = "sigmoid"
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(layer sizes, codes of g), validated: what every entry point starts with."""
+    sizes = validate_layer_sizes(layer_sizes)
+    return sizes, functions_of(activation, output, sizes)
+
+
+def names_of(functions: Sequence[int]) -> tuple[tuple[str, ...], str]:
+    """(hidden activation names, output name) of the codes :func:`functions_of` returns."""
+    hidden = {code: name for name, code in HIDDEN.items()}
+    outputs = {code: name for name, code in OUTPUTS.items()}
+    return tuple(hidden[c] for c in functions[:-1]), outputs[functions[-1]]
+
+
 def layer_table(
-    layer_sizes: Sequence[int], rows_multiple: int, rows_min: int, cols_multiple: int
+    layer_sizes: Sequence[int],
+    rows_multiple: int,
+    rows_min: int,
+    cols_multiple: int,
+    functions: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """The kernels' map of the network: an (L, 8) int64 array, row l for Θ^(l+1) (0-based).
+    """The kernels' map of the network: an (L, 9) int64 array, row l for Θ^(l+1) (0-based).
 
     Columns (constants of this module), for l = 0 … L−2:
 
@@ -72,7 +139,9 @@ def layer_table(
       below, which the δ product reads;
     - ``PADDED``: where the padded Θ^(l) starts in a buffer of all of them (a padded Δ alike);
     - ``TRANSPOSED``: where Θ^(l)ᵀ, padded (COLS, ROWS), starts after them (empty for l = 0);
-    - ``ACT``: where [1; a^(l)] starts in a tile's activations (COLS units per layer).
+    - ``ACT``: where [1; a^(l)] starts in a tile's activations (COLS units per layer);
+    - ``G``: the code of g, a^(l+1) = g(z^(l+1)) (``functions``, from :func:`functions_of`; all
+      sigmoid when None): a hidden activation, and for the last layer the output's.
 
     The last row holds the ends: ``IN`` = s_L, ``THETA`` = the length of θ, ``PADDED`` = the
     length of a padded Δ, ``TRANSPOSED`` = of the whole padded buffer, ``ACT`` = the activation
@@ -80,7 +149,8 @@ def layer_table(
     """
     sizes = validate_layer_sizes(layer_sizes)
     n_layers = len(sizes) - 1
-    table = np.zeros((n_layers + 1, 8), np.int64)
+    table = np.zeros((n_layers + 1, 9), np.int64)
+    table[:n_layers, G] = SIGMOID if functions is None else functions
     table[:, IN] = sizes
     table[:n_layers, OUT] = sizes[1:]
     for l in range(n_layers):

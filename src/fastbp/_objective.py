@@ -21,7 +21,7 @@ from ._inputs import (
     prepare_examples,
     prepare_theta,
 )
-from ._layout import n_params, validate_layer_sizes
+from ._layout import n_params, names_of, network, validate_layer_sizes
 from ._plan import KernelCall, evaluate, forward, normalized, sums
 from .kernels import KERNELS
 
@@ -37,23 +37,32 @@ __all__ = [
 
 
 def partial_sums(
-    theta: Any, X: Any, y: Any, layer_sizes: Sequence[int]
-) -> tuple[float, np.ndarray, int]:
+    theta: Any,
+    X: Any,
+    y: Any,
+    layer_sizes: Sequence[int],
+    *,
+    activation: str | Sequence[str] = "sigmoid",
+    output: str = "sigmoid",
+    sample_weight: Any = None,
+) -> tuple[float, np.ndarray, float]:
     """Unnormalized sums over a slice of the examples, for :func:`combine`.
 
-    Returns ``(cost_sum, Delta, count)``: cost_sum = Σ_i [Σ_k softplus(z_k) − y_k z_k] over the
-    rows of X (the cross-entropy, unnormalized), Delta = Σ_i Δ_i, the backpropagation sums laid
-    out like θ (float64 whatever θ's dtype, so that partial sums add without further rounding),
-    and count = the number of rows. No regularization and no division by m: results for any
-    split of the examples into slices, computed anywhere, add up to those of the whole set.
+    Returns ``(cost_sum, Delta, count)``: cost_sum = Σ_i s_i cost_i over the rows of X (the
+    output's cost, unnormalized), Delta = Σ_i Δ_i, the backpropagation sums laid out like θ
+    (float64 whatever θ's dtype, so that partial sums add without further rounding), and count
+    = the number of rows (an int), or with ``sample_weight`` the slice's S = Σ_i s_i (a float).
+    No regularization and no division: results for any split of the examples into slices,
+    computed anywhere, add up to those of the whole set.
 
-    Arguments as :func:`cost_and_grad`; X and y may be memory-mapped (they are streamed).
+    Arguments as :func:`cost_and_grad`; X, y and the weights may be memory-mapped (streamed).
     """
-    sizes = validate_layer_sizes(layer_sizes)
+    sizes, functions = network(layer_sizes, activation, output)
     theta = prepare_theta(theta, sizes, None)
-    examples = prepare_examples(X, y, sizes)
+    examples = prepare_examples(X, y, sizes, functions=functions, sample_weight=sample_weight)
     cost_sum, Delta = sums(theta, examples, want_grad=True)
-    return cost_sum, Delta.astype(np.float64, copy=False), examples.m  # float32 → float64: exact
+    Delta = Delta.astype(np.float64, copy=False)  # float32 → float64: exact
+    return cost_sum, Delta, examples.count(theta.dtype)
 
 
 def combine(
@@ -65,10 +74,12 @@ def combine(
     """``(J, grad)`` from the :func:`partial_sums` of slices that together hold every example.
 
     The partials are added in the order given (Delta in float64), then normalized by the total
-    count m and regularized once: J = Σ cost_sum / m + (λ/2m) Σ non-bias Θ², grad = Σ Delta / m +
-    (λ/m) Θ on non-bias weights, returned in θ's dtype. ``combine([partial_sums(θ, X, y, s)], θ,
-    s, lam)`` is bitwise ``cost_and_grad(θ, X, y, s, lam)``; for several slices the result
-    differs from it only by the rounding of the added partials.
+    count m (S = Σ s_i with sample weights) and regularized once: J = Σ cost_sum / m + (λ/2m)
+    Σ non-bias Θ², grad = Σ Delta / m + (λ/m) Θ on non-bias weights, returned in θ's dtype.
+    ``combine([partial_sums(θ, X, y, s)], θ, s, lam)`` is bitwise ``cost_and_grad(θ, X, y, s,
+    lam)`` (with the same keyword arguments to both); for several slices the result differs
+    from it only by the rounding of the added partials. The activations and the output are in
+    the partials already: ``combine`` needs only the layer sizes.
     """
     sizes = validate_layer_sizes(layer_sizes)
     lam = check_lam(lam)
@@ -76,7 +87,8 @@ def combine(
     P = theta.shape[0]
     cost_sum = 0.0
     Delta_sum = np.zeros(P, np.float64)
-    m = 0
+    m: float = 0
+    i = -1
     for i, partial in enumerate(partials):
         try:
             part_cost, part_Delta, count = partial
@@ -92,34 +104,56 @@ def combine(
                 f"partials[{i}]: Delta must be a float vector of length {P} (like theta), "
                 f"got shape {part_Delta.shape} and dtype {part_Delta.dtype}"
             )
-        if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
-            raise TypeError(f"partials[{i}]: count must be an integer, got {count!r}")
-        if count < 1 or not math.isfinite(part_cost):
+        if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, float, np.number)):
+            raise TypeError(
+                f"partials[{i}]: count must be a number of rows or a sum of sample weights, "
+                f"got {count!r}"
+            )
+        least = 1 if isinstance(count, (int, np.integer)) else 0  # rows, or a sum of weights
+        if not (math.isfinite(count) and count >= least and math.isfinite(part_cost)):
             raise ValueError(
-                f"partials[{i}]: count must be >= 1 and cost_sum finite, got {count} and "
-                f"{part_cost}"
+                f"partials[{i}]: count must be >= {least} and finite, and cost_sum finite, got "
+                f"{count} and {part_cost}"
             )
         cost_sum += part_cost
         Delta_sum += part_Delta
-        m += int(count)
-    if m == 0:
+        m += count
+    if i < 0:
         raise ValueError("partials is empty: at least one (cost_sum, Delta, count) is needed")
+    if m <= 0:
+        raise ValueError("the partials' counts add up to 0: no example has a positive weight")
     return normalized(theta, cost_sum, Delta_sum, m, lam, sizes)
 
 
-def predict_proba(theta: Any, X: Any, layer_sizes: Sequence[int]) -> np.ndarray:
-    """h_Θ(x) for every row of X: an (m, K) array of output activations, in θ's dtype.
+def predict_proba(
+    theta: Any,
+    X: Any,
+    layer_sizes: Sequence[int],
+    *,
+    activation: str | Sequence[str] = "sigmoid",
+    output: str = "sigmoid",
+) -> np.ndarray:
+    """h_Θ(x) for every row of X: an (m, K) array of the output's values, in θ's dtype: g(z)
+    for sigmoid outputs, softmax(z) (rows summing to 1), or z for the identity output.
 
     A forward pass only, through the same compiled kernels (parallel over blocks of examples);
     X may be memory-mapped (it is streamed); no m × s_l matrix is built beyond the (m, K) result.
     """
-    sizes = validate_layer_sizes(layer_sizes)
+    sizes, functions = network(layer_sizes, activation, output)
     theta = prepare_theta(theta, sizes, None)
-    return forward(theta, prepare_examples(X, None, sizes, targets=False))
+    return forward(theta, prepare_examples(X, None, sizes, targets=False, functions=functions))
 
 
 def cost_and_grad(
-    theta: Any, X: Any, y: Any, layer_sizes: Sequence[int], lam: float = 0.0
+    theta: Any,
+    X: Any,
+    y: Any,
+    layer_sizes: Sequence[int],
+    lam: float = 0.0,
+    *,
+    activation: str | Sequence[str] = "sigmoid",
+    output: str = "sigmoid",
+    sample_weight: Any = None,
 ) -> tuple[float, np.ndarray]:
     """Cost J(θ) and its exact gradient D = ∂J/∂θ by per-example backpropagation.
 
@@ -133,7 +167,9 @@ def cost_and_grad(
         mmap_mode="r")``). C-contiguous in θ's dtype (and y in its layout), it is used as it is,
         in one kernel call, without a copy; otherwise (integer and bool X included) it is
         converted and run chunk by chunk, so extra memory never grows with m.
-    y : (m,) integer labels in 0 … K−1, or (m, K) float targets in [0, 1]
+    y : (m,) integer labels in 0 … K−1, or (m, K) float targets
+        Float targets lie in [0, 1] for the sigmoid output, are probability rows (summing to 1)
+        for softmax, and are any finite numbers for the identity output, which takes no labels.
         With one output unit (K = 1), labels are 0 or 1 and a float (m,) vector is accepted.
         Streamed like X.
     layer_sizes : sequence of int
@@ -141,6 +177,17 @@ def cost_and_grad(
     lam : float
         λ ≥ 0. The penalty is ``λ/(2m) Σ Θ²`` over non-bias weights; the course notes' λ (penalty
         ``(λ/2) Σ Θ²``, gradient term ``λΘ``) equals ``lam / m`` here.
+    activation : "sigmoid" (default), "tanh", "relu" or "identity", or one name per hidden layer
+        g of the hidden layers; g' is computed from a = g(z): a(1 − a), 1 − a², [a > 0], 1.
+    output : "sigmoid" (default), "softmax" or "identity"
+        The output and its cost (docs/design.md): sigmoid units with the cross-entropy
+        ``Σ_k softplus(z_k) − y_k z_k``; softmax with the categorical cross-entropy
+        ``Σ_k y_k (logsumexp(z) − z_k)`` (K ≥ 2); linear units with the squared error
+        ``½ Σ_k (z_k − y_k)²``. Each gives δ^(L) = h − y.
+    sample_weight : (m,) array, optional
+        Weights s_i ≥ 0, finite, not all zero: J = (1/S) Σ_i s_i cost_i + (λ/2S) Σ Θ² with
+        S = Σ_i s_i, the gradient to match (scikit-learn's definition). Integer weights equal
+        repeating rows; all ones gives the unweighted result.
 
     Returns
     -------
@@ -151,30 +198,43 @@ def cost_and_grad(
     the compiled kernels of :mod:`fastbp.kernels`, and its result is bitwise the same whatever
     the number of threads, and the same for data in memory and in a file stored alike.
     """
-    sizes = validate_layer_sizes(layer_sizes)
+    sizes, functions = network(layer_sizes, activation, output)
     lam = check_lam(lam)
     theta = prepare_theta(theta, sizes, None)
-    return evaluate(theta, prepare_examples(X, y, sizes), lam, want_grad=True)
+    examples = prepare_examples(X, y, sizes, functions=functions, sample_weight=sample_weight)
+    return evaluate(theta, examples, lam, want_grad=True)
 
 
-def cost(theta: Any, X: Any, y: Any, layer_sizes: Sequence[int], lam: float = 0.0) -> float:
+def cost(
+    theta: Any,
+    X: Any,
+    y: Any,
+    layer_sizes: Sequence[int],
+    lam: float = 0.0,
+    *,
+    activation: str | Sequence[str] = "sigmoid",
+    output: str = "sigmoid",
+    sample_weight: Any = None,
+) -> float:
     """Cost J(θ) alone (forward pass only); arguments as :func:`cost_and_grad`."""
-    sizes = validate_layer_sizes(layer_sizes)
+    sizes, functions = network(layer_sizes, activation, output)
     lam = check_lam(lam)
     theta = prepare_theta(theta, sizes, None)
-    return evaluate(theta, prepare_examples(X, y, sizes), lam, want_grad=False)[0]
+    examples = prepare_examples(X, y, sizes, functions=functions, sample_weight=sample_weight)
+    return evaluate(theta, examples, lam, want_grad=False)[0]
 
 
 class ScipyObjective:
     """``obj(θ) -> (J, grad)``, ``obj.fun`` and ``obj.jac`` over one evaluation per θ.
 
     Subclasses (:class:`Objective`, ``fastbp.dask.DaskObjective``) set ``_layer_sizes``,
-    ``_dtype`` (the compute dtype) and ``_lam`` and implement ``_evaluate_at(theta)`` for a θ
-    already in the compute dtype and of the right length; the kernels return NaN for a θ that is
-    not finite, and the slow path then names the entry.
+    ``_functions`` (the codes of g), ``_dtype`` (the compute dtype) and ``_lam`` and implement
+    ``_evaluate_at(theta)`` for a θ already in the compute dtype and of the right length; the
+    kernels return NaN for a θ that is not finite, and the slow path then names the entry.
     """
 
     _layer_sizes: tuple[int, ...]
+    _functions: tuple[int, ...]
     _dtype: np.dtype
     _lam: float
     _last: tuple[np.ndarray, float, np.ndarray] | None = None
@@ -185,6 +245,15 @@ class ScipyObjective:
     @property
     def layer_sizes(self) -> tuple[int, ...]:
         return self._layer_sizes
+
+    @property
+    def activation(self) -> tuple[str, ...]:
+        """The hidden layers' activations, one name per hidden layer."""
+        return names_of(self._functions)[0]
+
+    @property
+    def output(self) -> str:
+        return names_of(self._functions)[1]
 
     @functools.cached_property
     def n_params(self) -> int:
@@ -280,6 +349,8 @@ class Objective(ScipyObjective):
         against or to read; it agrees with the tiled kernel to rounding (1e-12 in float64).
         ``"auto"`` (default) is the tiled kernel, except on toy problems (m × n_params ≤ 256,
         such as XOR), where the literal loop's smaller fixed cost makes it the faster of the two.
+    activation, output, sample_weight
+        As :func:`cost_and_grad`; the weights are validated and converted once, like y.
     """
 
     def __init__(
@@ -292,8 +363,11 @@ class Objective(ScipyObjective):
         *,
         threads: int | None = None,
         kernel: str = "auto",
+        activation: str | Sequence[str] = "sigmoid",
+        output: str = "sigmoid",
+        sample_weight: Any = None,
     ) -> None:
-        sizes = validate_layer_sizes(layer_sizes)
+        sizes, self._functions = network(layer_sizes, activation, output)
         self._layer_sizes = sizes
         self._dtype = default_compute_dtype(X, dtype)
         self._lam = check_lam(lam)
@@ -301,7 +375,10 @@ class Objective(ScipyObjective):
         if kernel not in ("auto", *KERNELS):
             raise ValueError(f"kernel must be one of {('auto', *KERNELS)}, got {kernel!r}")
         self._kernel = kernel
-        self._examples = prepare_examples(X, y, sizes).converted(self._dtype)
+        examples = prepare_examples(
+            X, y, sizes, functions=self._functions, sample_weight=sample_weight
+        )
+        self._examples = examples.converted(self._dtype)
 
     @property
     def m(self) -> int:
@@ -340,5 +417,6 @@ class Objective(ScipyObjective):
     def __repr__(self) -> str:
         return (
             f"Objective(m={self.m}, layer_sizes={self.layer_sizes}, lam={self._lam}, "
+            f"activation={self.activation}, output={self.output!r}, "
             f"dtype={self._dtype}, threads={self._threads}, kernel={self._kernel!r})"
         )

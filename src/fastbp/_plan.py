@@ -44,8 +44,8 @@ class KernelCall:
 
     def __init__(self, chunk: Chunk, dtype: np.dtype, kernel: str = "auto") -> None:
         sizes = chunk.layer_sizes
-        layers = kernels.padded_table(sizes, dtype)
-        self.m = chunk.X.shape[0]
+        layers = kernels.padded_table(sizes, dtype, chunk.functions)
+        self.m = m = chunk.X.shape[0]
         self.n_params = int(layers[-1, THETA])
         if kernel == "auto":
             kernel = "literal" if self.m * self.n_params <= LITERAL_MAX_WORK else "tiled"
@@ -53,7 +53,8 @@ class KernelCall:
         self.dtype = dtype
         self.n_blocks = kernels.block_count(self.m, sizes, dtype) if kernel == "tiled" else 1
         self.no_proba = np.zeros((0, sizes[-1]), dtype)
-        self._data = (layers, chunk.X, chunk.labels, chunk.Y)
+        self._data = (layers, chunk.X, chunk.labels, chunk.Y, chunk.weights)
+        self.weight_sum = float(chunk.weights.sum(dtype=np.float64)) if chunk.weights.size else m
         self._blocks = (self.n_blocks,) if kernel == "tiled" else ()
         self._compiled: dict[bool, Any] = {}
 
@@ -65,8 +66,9 @@ class KernelCall:
         m: float = 1.0,
         lam: float = 0.0,
     ) -> tuple[float, float]:
-        """(Σ cost, penalty (λ/2m) Σ Θ²), grad = Σ Δ / m + (λ/m) Θ written (when it has a length)
-        and h_Θ(x) into proba (when it has rows). m = 1, λ = 0 give the plain sums, exactly.
+        """(Σ s_i cost_i, penalty (λ/2m) Σ Θ²), grad = Σ Δ / m + (λ/m) Θ written (when it has a
+        length) and h_Θ(x) into proba (when it has rows). m = 1, λ = 0 give the plain sums,
+        exactly.
         (NaN, NaN) when θ is not finite (the kernels check every weight)."""
         parallel = self.n_blocks > 1 and _threading.parallel_allowed()
         compiled = self._compiled.get(parallel)
@@ -80,12 +82,13 @@ class KernelCall:
     def evaluate(
         self, theta: np.ndarray, lam: float, want_grad: bool = True
     ) -> tuple[float, np.ndarray]:
-        """(J, D) over the chunk's examples: a new gradient, normalized and regularized (empty
-        when not ``want_grad``: the forward pass and the cost only)."""
+        """(J, D) over the chunk's examples: a new gradient, normalized by S = Σ s_i (m without
+        sample weights) and regularized (empty when not ``want_grad``: the forward pass and the
+        cost only)."""
         grad = np.empty(self.n_params if want_grad else 0, self.dtype)
-        m = float(self.m)
-        cost_sum, penalty = self.sums(theta, grad, self.no_proba, m, lam)
-        return cost_sum / m + penalty, grad
+        S = float(self.weight_sum)
+        cost_sum, penalty = self.sums(theta, grad, self.no_proba, S, lam)
+        return cost_sum / S + penalty, grad
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_compiled": {}}  # compiled code is loaded again on first use
@@ -94,7 +97,7 @@ class KernelCall:
 def sums(
     theta: np.ndarray, examples: Examples, want_grad: bool, kernel: str = "auto"
 ) -> tuple[float, np.ndarray]:
-    """Σ_i cost_i and Σ_i Δ_i over the examples (unnormalized, unregularized), chunk by chunk.
+    """Σ_i s_i cost_i and Σ_i Δ_i over the examples (unnormalized, unregularized), chunk by chunk.
 
     The chunk sums are added in row order, Δ in float64 (an empty Δ when not ``want_grad``).
     Data that is one chunk comes back as the kernel wrote it, in θ's dtype.
@@ -119,18 +122,19 @@ def normalized(
     theta: np.ndarray,
     cost_sum: float,
     Delta: np.ndarray,
-    m: int,
+    m: float,
     lam: float,
     layer_sizes: tuple[int, ...],
 ) -> tuple[float, np.ndarray]:
-    """(J, D) from the sums over m examples; D is new, in θ's dtype (empty if Δ is).
+    """(J, D) from the sums over m examples (m = S = Σ s_i with sample weights); D is new, in
+    θ's dtype (empty if Δ is).
 
     J = cost_sum / m + (λ/2m) Σ non-bias Θ²;  D = Δ / m + (λ/m) Θ on non-bias weights
     (:func:`fastbp.kernels.normalize`, one compiled pass; the penalty in float64).
     """
     grad = np.empty(Delta.shape[0], theta.dtype)
     layers = kernels.padded_table(layer_sizes, theta.dtype)
-    penalty = kernels.normalize(theta, layers, Delta, float(m), lam, grad)
+    penalty = kernels.normalize(theta, layers, Delta, float(m), lam, grad)  # offsets only
     return cost_sum / m + penalty, grad
 
 
@@ -145,7 +149,8 @@ def evaluate(
     whole = examples.whole(theta.dtype)
     if whole is None:
         cost_sum, Delta = sums(theta, examples, want_grad, kernel)
-        return normalized(theta, cost_sum, Delta, examples.m, lam, examples.layer_sizes)
+        S = examples.count(theta.dtype)
+        return normalized(theta, cost_sum, Delta, S, lam, examples.layer_sizes)
     return KernelCall(whole, theta.dtype, kernel).evaluate(theta, lam, want_grad)
 
 

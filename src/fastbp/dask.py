@@ -41,30 +41,39 @@ from ._inputs import (
     default_compute_dtype,
     prepare_examples,
 )
-from ._layout import validate_layer_sizes
+from ._layout import network
 from ._objective import ScipyObjective, combine
 from ._plan import load_kernels, sums
 
 __all__ = ["DaskObjective"]
 
-Partial = tuple[float, np.ndarray, int]
+Partial = tuple[float, np.ndarray, int | float]
 FAN_IN = 8  # partial sums added by one node of the reduction tree
 
 
 def _prepare_block(
-    X: np.ndarray, y: np.ndarray, layer_sizes: tuple[int, ...], dtype: np.dtype, first_row: int
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    network: tuple[tuple[int, ...], tuple[int, ...]],
+    dtype: np.dtype,
+    first_row: int,
 ) -> Examples:
     """On a worker: validate one row chunk and convert it once to the compute dtype.
 
     Errors name rows by their position in the whole data set (``first_row`` onwards).
     """
-    return prepare_examples(X, y, layer_sizes, first_row).converted(dtype)
+    sizes, functions = network
+    examples = prepare_examples(
+        X, y, sizes, first_row, functions=functions, sample_weight=weights, all_rows=False
+    )
+    return examples.converted(dtype)
 
 
 def _block_partial_sums(theta: np.ndarray, examples: Examples) -> Partial:
     """On a worker: ``(cost_sum, Delta, count)`` of one prepared row chunk (see partial_sums)."""
     cost_sum, Delta = sums(theta, examples, want_grad=True)
-    return cost_sum, Delta, examples.m
+    return cost_sum, Delta, examples.count(theta.dtype)
 
 
 def _add_partials(*partials: Partial) -> Partial:
@@ -103,6 +112,11 @@ class DaskObjective(ScipyObjective):
         As for :func:`fastbp.cost_and_grad`; rechunked to X's row chunks.
     layer_sizes, lam
         As for :func:`fastbp.cost_and_grad`.
+    activation, output
+        As for :func:`fastbp.cost_and_grad`.
+    sample_weight : dask.array.Array or array, (m,), optional
+        As for :func:`fastbp.cost_and_grad`; rechunked to X's row chunks, summed per chunk into
+        the partials (the whole set's S is their sum).
     client : distributed.Client, optional
         The cluster's client; by default the current one (``distributed.default_client()``).
     dtype : float64 or float32, optional
@@ -117,12 +131,20 @@ class DaskObjective(ScipyObjective):
         lam: float = 0.0,
         client: Client | None = None,
         dtype: Any = None,
+        *,
+        activation: str | Sequence[str] = "sigmoid",
+        output: str = "sigmoid",
+        sample_weight: Any = None,
     ) -> None:
-        sizes = validate_layer_sizes(layer_sizes)
+        sizes, self._functions = network(layer_sizes, activation, output)
         self._layer_sizes = sizes
         self._lam = check_lam(lam)
         self._client = _client_or_default(client)
         X, y = _row_aligned(X, y, sizes)
+        weights = [None] * len(X.chunks[0])
+        if sample_weight is not None:
+            sample_weight = _rows_like(X, sample_weight, "sample_weight")
+            weights = sample_weight.to_delayed().ravel()
         self._dtype = default_compute_dtype(X, dtype)
         self._m = int(X.shape[0])
         load_kernels(sizes, self._dtype)
@@ -130,17 +152,22 @@ class DaskObjective(ScipyObjective):
         prepare = dask.delayed(_prepare_block, pure=True)
         blocks = []
         first_row = 0
-        for X_block, y_block, rows in zip(
-            X.to_delayed().ravel(), y.to_delayed().ravel(), X.chunks[0], strict=True
+        net = (sizes, self._functions)
+        for X_block, y_block, w_block, rows in zip(
+            X.to_delayed().ravel(), y.to_delayed().ravel(), weights, X.chunks[0], strict=True
         ):
             if rows:  # a chunk of no rows adds nothing
-                blocks.append(prepare(X_block, y_block, sizes, self._dtype, first_row))
+                blocks.append(prepare(X_block, y_block, w_block, net, self._dtype, first_row))
             first_row += rows
         self._blocks: list[Future] = self._client.compute(blocks)
         wait(self._blocks)
         for block in self._blocks:
             if block.status == "error":
                 block.result()  # raises the worker's ValueError or TypeError here
+        if sample_weight is not None and not self._client.compute(sample_weight.max()).result():
+            raise ValueError(
+                "sample_weight is all zeros: at least one example must have weight > 0"
+            )
 
     @property
     def m(self) -> int:
@@ -175,7 +202,8 @@ class DaskObjective(ScipyObjective):
     def __repr__(self) -> str:
         return (
             f"DaskObjective(m={self.m}, n_chunks={self.n_chunks}, "
-            f"layer_sizes={self.layer_sizes}, lam={self._lam}, dtype={self._dtype})"
+            f"layer_sizes={self.layer_sizes}, lam={self._lam}, activation={self.activation}, "
+            f"output={self.output!r}, dtype={self._dtype})"
         )
 
 
@@ -206,14 +234,22 @@ def _row_aligned(X: Any, y: Any, layer_sizes: tuple[int, ...]) -> tuple[da.Array
     check_X(X.shape, layer_sizes)
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
+    return X, _rows_like(X, y, "y")
+
+
+def _rows_like(X: da.Array, y: Any, name: str) -> da.Array:
+    """y (or the sample weights, ``name``) as a dask array chunked like X's rows, one chunk
+    across its columns."""
     if not isinstance(y, da.Array):
         y = np.asarray(y)
-    check_real(y, "y")
-    if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
+    check_real(y, name)
+    ndims = (1, 2) if name == "y" else (1,)
+    if y.ndim not in ndims or y.shape[0] != X.shape[0]:
         raise ValueError(
-            f"y must have one entry per example: expected length {X.shape[0]}, got shape {y.shape}"
+            f"{name} must have one entry per example: expected length {X.shape[0]}, got shape "
+            f"{y.shape}"
         )
     row_chunks = {0: X.chunks[0], **({1: -1} if y.ndim == 2 else {})}
     if isinstance(y, da.Array):
-        return X, y.rechunk(row_chunks)
-    return X, da.from_array(y, chunks=(X.chunks[0], *y.shape[1:]))
+        return y.rechunk(row_chunks)
+    return da.from_array(y, chunks=(X.chunks[0], *y.shape[1:]))

@@ -130,17 +130,19 @@ _compile_lock = threading.Lock()
 def signature(dtype: np.dtype, which: str) -> Any:
     """The entry points' signature in ``dtype``:
 
-    tiled:   (theta, layers, X, labels, Y, grad, proba, n_blocks, m, lam) -> (Σ cost, penalty)
-    literal: (theta, layers, X, labels, Y, grad, proba, m, lam) -> (Σ cost, penalty)
+        tiled:   (theta, layers, X, labels, Y, weights, grad, proba, n_blocks, m, lam)
+        literal: (theta, layers, X, labels, Y, weights, grad, proba, m, lam)
 
-    Read-only arrays are declared so, and writable ones are accepted for them.
+    both -> (Σ cost, penalty).
+
+        Read-only arrays are declared so, and writable ones are accepted for them.
     """
     F = numba.from_dtype(dtype)
     readonly_1d = types.Array(F, 1, "C", readonly=True)
     readonly_2d = types.Array(F, 2, "C", readonly=True)
     ints = types.Array(types.int64, 1, "C", readonly=True)
     table = types.Array(types.int64, 2, "C", readonly=True)
-    arrays = [readonly_1d, table, readonly_2d, ints, readonly_2d, F[::1], F[:, ::1]]
+    arrays = [readonly_1d, table, readonly_2d, ints, readonly_2d, readonly_1d, F[::1], F[:, ::1]]
     blocks = [types.int64] if which == "tiled" else []
     return types.UniTuple(types.float64, 2)(*arrays, *blocks, types.float64, types.float64)
 

@@ -1,4 +1,4 @@
-"""The vector building blocks of the tiled kernel: register blocks, transposes, exp, log1p, sigmoid.
+"""The tiled kernel's vector building blocks: register blocks, transposes, exp, log1p, activations.
 
 Everything here is inlined into ``tiled.py``'s loops and written so that LLVM (with the SLP
 vectorizer on, see ``compile.py``) turns it into vector code: no libm calls, no branches in
@@ -30,6 +30,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
+from .._layout import RELU, SIGMOID, TANH
 from .compile import ISA, OVERLOAD_OPTIONS, jit, kernel_features
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "ISA",
     "TILE",
     "TRANSPOSE_BYTES",
+    "activate_rows",
     "block_shapes",
     "delta_update",
     "example_major",
@@ -44,7 +46,7 @@ __all__ = [
     "log1p",
     "product_block",
     "sigmoid",
-    "sigmoid_rows",
+    "tanh",
     "times_slope",
     "transpose_block",
 ]
@@ -321,26 +323,68 @@ def _sigmoid_overload(z):
     return impl
 
 
+def tanh(z):  # pragma: no cover - replaced by the overload below
+    raise NotImplementedError
+
+
+@overload(tanh, jit_options=OVERLOAD_OPTIONS)
+def _tanh_overload(z):
+    """tanh z = sign(z) (1 − e) / (1 + e), e = e^(−2|z|): branch-free, so it vectorizes; ±1
+    exactly where e vanishes against 1; within a few ulps of 1 − e's absolute error near 0."""
+    if z == types.float64:
+        F, cap = np.float64, 708.0
+    elif z == types.float32:
+        F, cap = np.float32, 87.0
+    else:
+        return None
+    one, two, zero, c_cap = F(1.0), F(2.0), F(0.0), F(cap)
+
+    def impl(z):
+        e = exp(max(-two * abs(z), -c_cap))
+        t = (one - e) / (one + e)
+        return t if z >= zero else -t
+
+    return impl
+
+
 @jit
-def sigmoid_rows(A):
-    """A ← g(A), elementwise: a layer's products z become its activations a = g(z)."""
+def activate_rows(g, A):
+    """A ← g(A), elementwise: a hidden layer's products z become its activations a = g(z);
+    g a code of ``fastbp._layout`` (SIGMOID, TANH, RELU; IDENTITY leaves A as it is)."""
     kernel_features()
+    zero = A.dtype.type(0.0)
     for i in range(A.shape[0]):
         row = A[i]
-        for t in range(row.shape[0]):
-            row[t] = sigmoid(row[t])
+        if g == SIGMOID:
+            for t in range(row.shape[0]):
+                row[t] = sigmoid(row[t])
+        elif g == TANH:
+            for t in range(row.shape[0]):
+                row[t] = tanh(row[t])
+        elif g == RELU:
+            for t in range(row.shape[0]):
+                row[t] = max(row[t], zero)
 
 
 @jit
-def times_slope(D, A):
-    """D ← D .* A .* (1 − A): (Θᵀ δ) times g'(z) = a (1 − a), the δ recurrence's last step."""
+def times_slope(g, D, A):
+    """D ← D .* g'(z), from a = g(z) in A: (Θᵀ δ) times a (1 − a) (SIGMOID), 1 − a² (TANH),
+    [a > 0] (RELU, so dead units give exact zeros), 1 (IDENTITY): the δ recurrence's last step."""
     kernel_features()
     one = A.dtype.type(1.0)
+    zero = A.dtype.type(0.0)
     for i in range(D.shape[0]):
         d = D[i]
         a = A[i]
-        for t in range(d.shape[0]):
-            d[t] = d[t] * (a[t] * (one - a[t]))
+        if g == SIGMOID:
+            for t in range(d.shape[0]):
+                d[t] = d[t] * (a[t] * (one - a[t]))
+        elif g == TANH:
+            for t in range(d.shape[0]):
+                d[t] = d[t] * (one - a[t] * a[t])
+        elif g == RELU:
+            for t in range(d.shape[0]):
+                d[t] = d[t] if a[t] > zero else zero
 
 
 # ---------------------------------------------------------------------------- register blocks

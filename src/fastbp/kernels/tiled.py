@@ -12,11 +12,12 @@ Glossary (one name per concept, here and in every module):
 - **chunk**: the rows the Python wrapper converts and passes in one kernel call;
 - **column strip**: C (then CL) consecutive columns of a Δ, the width of a Δ-update block.
 
-For every example of a tile the kernel computes, as ``literal.py`` does one example at a time:
+For every example of a tile the kernel computes what ``literal.py`` does one example at a time
+(there, each output's cost and each activation's g' are written out):
 
-    1. a^(1) = x;  z^(l+1) = Θ^(l) [1; a^(l)];  a^(l+1) = g(z^(l+1))
-    2. δ^(L) = a^(L) − y;  cost += Σ_k softplus(z_k^(L)) − y_k z_k^(L)
-    3. δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l))
+    1. a^(1) = x;  z^(l+1) = Θ^(l) [1; a^(l)];  a^(l+1) = g_l(z^(l+1))
+    2. δ^(L) = s (h − y);  cost += s cost(z^(L), y), by the output
+    3. δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* g'_l, from a^(l)
     4. Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ
 
 then (5) the blocks' Δ are added and normalized (``literal.normalize``). Weights, activations and
@@ -34,20 +35,33 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._layout import ACT, COLS, IN, OUT, PADDED, ROWS, THETA, TRANSPOSED, layer_table
+from .._layout import (
+    ACT,
+    COLS,
+    IDENTITY,
+    IN,
+    OUT,
+    PADDED,
+    ROWS,
+    SOFTMAX,
+    THETA,
+    TRANSPOSED,
+    G,
+    layer_table,
+)
 from .compile import OVERLOAD_OPTIONS, jit, kernel_features
 from .literal import normalize
 from .simd import (
     BLOCK_SHAPES,
     TILE,
     TRANSPOSE_BYTES,
+    activate_rows,
     block_shapes,
     delta_update,
     example_major,
     exp,
     log1p,
     product_block,
-    sigmoid_rows,
     times_slope,
     transpose_block,
 )
@@ -62,14 +76,17 @@ MAX_BLOCK_DELTA_BYTES = 32 * 2**20  # all blocks' padded Δ together stay under 
 
 
 @functools.lru_cache(maxsize=256)
-def padded_table(layer_sizes: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """:func:`fastbp._layout.layer_table` with the padding of ``dtype``'s register blocks.
+def padded_table(
+    layer_sizes: tuple[int, ...], dtype: Any, functions: tuple[int, ...] | None = None
+) -> np.ndarray:
+    """:func:`fastbp._layout.layer_table` with the padding of ``dtype``'s register blocks, for
+    the activations and output ``functions`` (codes; None: all sigmoid).
 
     Rows of Θ^(l) are padded to a multiple of RP and to at least R (docs/decisions.md#padding),
     columns to a multiple of CL.
     """
     R, _, _, _, CL, RP, _ = BLOCK_SHAPES[np.dtype(dtype)]
-    return layer_table(layer_sizes, RP, R, CL)
+    return layer_table(layer_sizes, RP, R, CL, functions)
 
 
 @functools.lru_cache(maxsize=256)
@@ -92,12 +109,13 @@ def block_count(m: int, layer_sizes: Sequence[int], dtype: Any) -> int:
 # ------------------------------------------------------------------------- the entry point
 
 
-def tiled_sums(theta, layers, X, labels, Y, grad, proba, n_blocks, m, lam):
-    """(Σ_i cost_i, penalty) over the rows of X, and grad = Σ_i Δ_i / m + (λ/m) Θ written.
+def tiled_sums(theta, layers, X, labels, Y, weights, grad, proba, n_blocks, m, lam):
+    """(Σ_i s_i cost_i, penalty) over the rows of X, and grad = Σ_i Δ_i / m + (λ/m) Θ written.
 
-    theta: (P,) flat weights. layers: the network's ``padded_table``. X: (m_rows, s_1). labels:
-    (m_rows,) int64, or (0,) when Y holds the targets; Y: (m_rows, K), or (0, K); with both
-    empty no cost is computed. grad: (P,) or (0,) for no gradient; written. proba: (m_rows, K)
+    theta: (P,) flat weights. layers: the network's ``padded_table`` (its G column: the hidden
+    activations and the output). X: (m_rows, s_1). labels: (m_rows,) int64, or (0,) when Y holds
+    the targets; Y: (m_rows, K), or (0, K); with both empty no cost is computed. weights: the
+    sample weights s_i, (m_rows,), or (0,) for s_i = 1. grad: (P,) or (0,) for no gradient; written. proba: (m_rows, K)
     to receive h_Θ(x) (only without targets), or (0, K). n_blocks: :func:`block_count`. m, lam:
     the normalization (``literal.normalize``; m = 1, λ = 0 leave the plain sums). (NaN, NaN)
     when θ has a NaN or inf: the wrapper names the entry.
@@ -116,7 +134,9 @@ def tiled_sums(theta, layers, X, labels, Y, grad, proba, n_blocks, m, lam):
     Deltas = np.empty((n_blocks, layers[n_layers, PADDED] if grad.shape[0] else 0), theta.dtype)
     costs = np.zeros(n_blocks)
     for b in prange(n_blocks):
-        costs[b] = tiled_block(np.int64(b), n_blocks, padded, layers, X, labels, Y, Deltas, proba)
+        costs[b] = tiled_block(
+            np.int64(b), n_blocks, padded, layers, X, labels, Y, weights, Deltas, proba
+        )
     if grad.shape[0]:
         unpad_sum(Deltas, layers, grad)
     cost = 0.0
@@ -283,37 +303,33 @@ def update_delta(Delta, layers, l, delta, AT):
 
 
 @numba.njit(inline="always", **OVERLOAD_OPTIONS)
-def output_layer(z_out, delta, labels, Y, proba, K, row0, n, columns, cost):
-    """Step 2 for the tile of n examples at row0 (K output units): δ^(L) = a^(L) − y into ``delta``
-    from z^(L) in ``z_out`` (zero for a last tile's padding examples), h_Θ(x) into ``proba`` when it
-    has rows (then there are no targets: y = 0 and δ holds a); returns ``cost`` plus the tile's
-    examples' Σ_k softplus(z_k) − y_k z_k, added example by example. ``columns``: the TILE-long
-    scratch (label, valid, linear, q, y_k, logs).
+def output_layer(g, z_out, delta, labels, Y, weights, proba, row0, n, columns, ys, cost):
+    """Step 2 for the tile of n examples at row0, output code g: δ^(L) = s (h − y) into ``delta``
+    from z^(L) in ``z_out`` (zero for a last tile's padding examples, whose weight s is 0), h_Θ(x)
+    into ``proba`` when it has rows (then there are no targets: δ holds h); returns ``cost`` plus
+    the tile's examples' s cost_i, added example by example. ``columns``: the TILE-long scratch
+    (label, weight, linear, q, logs, and the softmax's five); ``ys``: (K, TILE), the targets.
 
-    Unit by unit across the tile's examples, so that it vectorizes. With e = exp(−|z|):
-    softplus(z) − y z = max(z, 0) − y z + log(1 + e), and with s = [z ≥ 0],
-    δ = a − y = ((s − y) + (1 − s) e − y e) / (1 + e): no cancellation when a saturates. The
-    logs are taken once per example, of q = Π_k (1 + e_k) − 1, kept exact for small values by
-    q ← q + e + q e, folded every 64 units so that Π stays below 2^64
-    (docs/decisions.md#output-layer, #log1p-loop, #saturated-delta).
+    Unit by unit across the tile's examples, so that the loops vectorize; each unit's targets
+    first, in loops of their own (docs/decisions.md#targets-loop), 0 without targets.
     """
-    label, valid, linear, q, y_k, logs = columns
+    label, weight, linear, q, logs = columns[:5]
     F = z_out.dtype.type
     zero = F(0.0)
     one = F(1.0)
-    cap = F(708.0) if z_out.itemsize == 8 else F(87.0)  # e^−cap is still a normal number
+    K = ys.shape[0]
     TB = block_shapes(z_out)[1]
-    n_sub = TILE // TB
     use_labels = labels.shape[0] > 0
     has_targets = use_labels or Y.shape[0] > 0
     for t in range(TILE):
         label[t] = labels[min(row0 + t, labels.shape[0] - 1)] if use_labels else 0
-        valid[t] = one if t < n else zero
+        s = weights[min(row0 + t, weights.shape[0] - 1)] if weights.shape[0] > 0 else one
+        weight[t] = s if t < n else zero
         linear[t] = zero
         q[t] = zero
         logs[t] = 0.0
     for k in range(K):
-        # unit k's targets y in loops of their own (docs/decisions.md#targets-loop)
+        y_k = ys[k]
         if use_labels and K == 1:
             for t in range(TILE):
                 y_k[t] = F(label[t])
@@ -323,7 +339,41 @@ def output_layer(z_out, delta, labels, Y, proba, K, row0, n, columns, cost):
         elif has_targets:
             for t in range(TILE):
                 y_k[t] = Y[min(row0 + t, Y.shape[0] - 1), k]
-        for p in range(n_sub):
+    if g == SOFTMAX:
+        softmax_output(z_out, delta, ys, use_labels, has_targets, columns)
+    elif g == IDENTITY:
+        identity_output(z_out, delta, ys, columns)
+    else:
+        sigmoid_output(z_out, delta, ys, columns)
+    if proba.shape[0] > 0:
+        for k in range(K):
+            for t in range(n):
+                proba[row0 + t, k] = delta[t // TB, k, t % TB]
+    if has_targets:
+        for t in range(n):
+            cost += (linear[t] + logs[t]) * weight[t]
+    return cost
+
+
+@numba.njit(inline="always", **OVERLOAD_OPTIONS)
+def sigmoid_output(z_out, delta, ys, columns):
+    """:func:`output_layer` for sigmoid outputs: cost_i = Σ_k softplus(z_k) − y_k z_k.
+
+    With e = exp(−|z|): softplus(z) − y z = max(z, 0) − y z + log(1 + e), and with s = [z ≥ 0],
+    a − y = ((s − y) + (1 − s) e − y e) / (1 + e): no cancellation when a saturates. The
+    logs are taken once per example, of q = Π_k (1 + e_k) − 1, kept exact for small values by
+    q ← q + e + q e, folded every 64 units so that Π stays below 2^64
+    (docs/decisions.md#output-layer, #log1p-loop, #saturated-delta).
+    """
+    _, weight, linear, q, logs = columns[:5]
+    F = z_out.dtype.type
+    zero = F(0.0)
+    one = F(1.0)
+    cap = F(708.0) if z_out.itemsize == 8 else F(87.0)  # e^−cap is still a normal number
+    TB = block_shapes(z_out)[1]
+    for k in range(ys.shape[0]):
+        y_k = ys[k]
+        for p in range(TILE // TB):
             z_k = z_out[p, k]
             d_k = delta[p, k]
             for t in range(TB):
@@ -335,24 +385,96 @@ def output_layer(z_out, delta, labels, Y, proba, K, row0, n, columns, cost):
                 s = F(z >= zero)
                 e_a = e * F(abs(z) <= cap)  # beyond ±cap, a is exactly 0 or 1
                 d = ((s - y) + (one - s) * e_a - y * e_a) / (one + e_a)
-                d_k[t] = d * valid[p * TB + t]
-        if proba.shape[0] > 0:  # no targets: y = 0, so δ holds a
-            for t in range(n):
-                proba[row0 + t, k] = delta[t // TB, k, t % TB]
+                d_k[t] = d * weight[p * TB + t]
         if k % 64 == 63:
             for t in range(TILE):
                 logs[t] += log1p(q[t])
                 q[t] = zero
-    if has_targets:
-        for t in range(TILE):  # apart from the sum below, so that it vectorizes
-            logs[t] += log1p(q[t])
-        for t in range(n):
-            cost += linear[t] + logs[t]
-    return cost
+    for t in range(TILE):
+        logs[t] += log1p(q[t])
+
+
+@numba.njit(inline="always", **OVERLOAD_OPTIONS)
+def softmax_output(z_out, delta, ys, use_labels, has_targets, columns):
+    """:func:`output_layer` for a softmax output: cost_i = Σ_k y_k (logsumexp(z) − z_k), h the
+    softmax of z, δ = h Σ_k y_k − y (h − y for labels and probability rows).
+
+    Two passes over the units, across the tile's examples, after their max: e_k = exp(z_k − max)
+    with their total (ties to the max counted apart, so that log(total) = log1p(small + ties − 1)
+    keeps its digits when one unit dominates), the Σ y_k (max − z_k) part of the cost, and for
+    labels the total over the other units, so that the label's δ = −rest / total needs no
+    1 − h; then δ. Finite for any finite z: the exponents are ≤ 0.
+    """
+    _, weight, linear, small, logs, z_max, total, ties, rest, y_sum = columns
+    F = z_out.dtype.type
+    zero = F(0.0)
+    one = F(1.0)
+    cap = F(708.0) if z_out.itemsize == 8 else F(87.0)
+    TB = block_shapes(z_out)[1]
+    K = ys.shape[0]
+    for t in range(TILE):
+        z_max[t] = z_out[t // TB, 0, t % TB]
+        total[t] = zero
+        ties[t] = -one
+        rest[t] = zero
+        y_sum[t] = zero if has_targets else one  # no targets: δ = h
+    for k in range(1, K):
+        for p in range(TILE // TB):
+            z_k = z_out[p, k]
+            for t in range(TB):
+                z_max[p * TB + t] = max(z_max[p * TB + t], z_k[t])
+    for k in range(K):
+        y_k = ys[k]
+        for p in range(TILE // TB):
+            z_k = z_out[p, k]
+            d_k = delta[p, k]
+            for t in range(TB):
+                u = p * TB + t
+                x = z_k[t] - z_max[u]
+                e = exp(max(x, -cap)) * F(x >= -cap)
+                d_k[t] = e
+                total[u] += e
+                tie = F(x == zero)
+                ties[u] += tie
+                small[u] += e * (one - tie)
+                rest[u] += e * (one - y_k[u])
+                y_sum[u] += y_k[u]
+                linear[u] -= y_k[u] * x
+    for k in range(K):
+        y_k = ys[k]
+        for p in range(TILE // TB):
+            d_k = delta[p, k]
+            for t in range(TB):
+                u = p * TB + t
+                y = y_k[u]
+                if use_labels:  # h_k − y_k: e_k / total off the label, −rest / total on it
+                    d = (d_k[t] * (one - y) - rest[u] * y) / total[u]
+                else:
+                    d = (d_k[t] * y_sum[u] - y * total[u]) / total[u]
+                d_k[t] = d * weight[u]
+    for t in range(TILE):
+        logs[t] = y_sum[t] * log1p(small[t] + ties[t])
+
+
+@numba.njit(inline="always", **OVERLOAD_OPTIONS)
+def identity_output(z_out, delta, ys, columns):
+    """:func:`output_layer` for a linear output: h = z, cost_i = ½ Σ_k (z_k − y_k)², δ = z − y."""
+    _, weight, linear = columns[:3]
+    half = z_out.dtype.type(0.5)
+    TB = block_shapes(z_out)[1]
+    for k in range(ys.shape[0]):
+        y_k = ys[k]
+        for p in range(TILE // TB):
+            z_k = z_out[p, k]
+            d_k = delta[p, k]
+            for t in range(TB):
+                d = z_k[t] - y_k[p * TB + t]
+                linear[p * TB + t] += half * d * d
+                d_k[t] = d * weight[p * TB + t]
 
 
 @jit
-def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
+def tiled_block(b, n_blocks, padded, layers, X, labels, Y, weights, Deltas, proba):
     """Block b of n_blocks, a contiguous range of tiles: return Σ of its examples' costs
     (float64), write its Δ to Deltas[b] (and h_Θ(x) to proba, when it has rows).
 
@@ -378,14 +500,16 @@ def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
     K = layers[n_layers, IN]
 
     act, xrows, actT, z_out, delta, delta_below = block_buffers(padded, layers)
-    columns = (  # label, valid, linear, q, y_k (one output unit's targets), logs
+    scratch = np.zeros((8, TILE), padded.dtype)
+    # label, weight, linear, q, logs; the softmax's z_max, total, ties, rest, y_sum
+    # (``output_layer``); and the tile's targets, unit by unit
+    columns = (
         np.zeros(TILE, np.int64),
-        np.zeros(TILE, padded.dtype),
-        np.zeros(TILE, padded.dtype),
-        np.zeros(TILE, padded.dtype),
-        np.zeros(TILE, padded.dtype),
+        *(scratch[0], scratch[1], scratch[2]),
         np.zeros(TILE, np.float64),
+        *(scratch[3], scratch[4], scratch[5], scratch[6], scratch[7]),
     )
+    ys = np.zeros((K, TILE), padded.dtype)
 
     cost = 0.0
     for tile in range(tile_start, tile_stop):
@@ -410,9 +534,10 @@ def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
                     product_block(W, r0, act[p, lo : lo + n_k], n_k, out)
             if not last:
                 for p in range(n_sub):
-                    sigmoid_rows(act[p, hi : hi + layers[l, OUT]])
+                    activate_rows(layers[l, G], act[p, hi : hi + layers[l, OUT]])
 
-        cost = output_layer(z_out, delta, labels, Y, proba, K, row0, n, columns, cost)  # 2.
+        g = layers[n_layers - 1, G]
+        cost = output_layer(g, z_out, delta, labels, Y, weights, proba, row0, n, columns, ys, cost)
         if not want_grad:
             continue
         for k in range(K, layers[n_layers - 1, ROWS]):
@@ -432,7 +557,7 @@ def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
             update_delta(Delta, layers, l, delta, AT)  # 4. Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ
             if l == 0:
                 break
-            # 3. δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* a^(l) .* (1 − a^(l)): unit j of layer l is
+            # 3. δ^(l) = ((Θ^(l))ᵀ δ^(l+1))_{1:} .* g'(z^(l)), from a^(l): unit j of layer l is
             # column 1 + j of Θ^(l), row 1 + j of its transposed copy WT; padding units get
             # δ = 0 from zero weights.
             WT = padded[layers[l, TRANSPOSED] : layers[l + 1, TRANSPOSED]].reshape((cols, rows))
@@ -443,6 +568,6 @@ def tiled_block(b, n_blocks, padded, layers, X, labels, Y, Deltas, proba):
                     product_block(WT, 1 + j0, delta[p], layers[l, OUT], delta_below[p, j0:])
             for p in range(n_sub):
                 a_l = act[p, layers[l, ACT] + 1 : layers[l, ACT] + 1 + layers[l, IN]]
-                times_slope(delta_below[p, : layers[l, IN]], a_l)
+                times_slope(layers[l - 1, G], delta_below[p, : layers[l, IN]], a_l)
             delta, delta_below = delta_below, delta
     return cost
