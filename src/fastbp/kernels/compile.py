@@ -35,6 +35,7 @@ __all__ = [
     "KERNELS",
     "OPTIONS",
     "OVERLOAD_OPTIONS",
+    "compact_code",
     "jit",
     "kernel",
     "kernel_features",
@@ -83,6 +84,20 @@ def kernel_features(typingctx):
     def codegen(context, builder, signature, args):
         if KERNEL_FEATURES:  # llvmlite checks attribute names; this one goes in as it is printed
             set.add(builder.function.attributes, f'"target-features"="{KERNEL_FEATURES}"')
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+@intrinsic
+def compact_code(typingctx):
+    """Compile the calling function for size (LLVM's ``optsize``: vectorized, not unrolled) and
+    never inline it: for code off the sigmoid path, whose cold compile counts more than its
+    speed (docs/decisions.md#compact-outputs)."""
+
+    def codegen(context, builder, signature, args):
+        builder.function.attributes.add("optsize")
+        builder.function.attributes.add("noinline")
         return context.get_dummy_value()
 
     return types.none(), codegen

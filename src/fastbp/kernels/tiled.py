@@ -49,7 +49,7 @@ from .._layout import (
     G,
     layer_table,
 )
-from .compile import OVERLOAD_OPTIONS, jit, kernel_features
+from .compile import OVERLOAD_OPTIONS, compact_code, jit, kernel_features
 from .literal import normalize
 from .simd import (
     BLOCK_SHAPES,
@@ -394,7 +394,7 @@ def sigmoid_output(z_out, delta, ys, columns):
         logs[t] += log1p(q[t])
 
 
-@numba.njit(inline="always", **OVERLOAD_OPTIONS)
+@jit
 def softmax_output(z_out, delta, ys, use_labels, has_targets, columns):
     """:func:`output_layer` for a softmax output: cost_i = Σ_k y_k (logsumexp(z) − z_k), h the
     softmax of z, δ = h Σ_k y_k − y (h − y for labels and probability rows).
@@ -405,6 +405,8 @@ def softmax_output(z_out, delta, ys, use_labels, has_targets, columns):
     labels the total over the other units, so that the label's δ = −rest / total needs no
     1 − h; then δ. Finite for any finite z: the exponents are ≤ 0.
     """
+    kernel_features()
+    compact_code()  # off the sigmoid path: a separate, compact function
     _, weight, linear, small, logs, z_max, total, ties, rest, y_sum = columns
     F = z_out.dtype.type
     zero = F(0.0)
@@ -440,25 +442,29 @@ def softmax_output(z_out, delta, ys, use_labels, has_targets, columns):
                 rest[u] += e * (one - y_k[u])
                 y_sum[u] += y_k[u]
                 linear[u] -= y_k[u] * x
+    # δ_k = (e_k (Σ y − y_k) − y_k R_k) / total, R_k = Σ_{j≠k} e_j: for labels `rest` (e_k / total
+    # off the label, −rest / total on it), for float targets total − e_k (a blend, not a branch)
+    by_label = F(use_labels)
     for k in range(K):
         y_k = ys[k]
         for p in range(TILE // TB):
             d_k = delta[p, k]
             for t in range(TB):
                 u = p * TB + t
+                e = d_k[t]
                 y = y_k[u]
-                if use_labels:  # h_k − y_k: e_k / total off the label, −rest / total on it
-                    d = (d_k[t] * (one - y) - rest[u] * y) / total[u]
-                else:
-                    d = (d_k[t] * y_sum[u] - y * total[u]) / total[u]
+                others = by_label * rest[u] + (one - by_label) * (total[u] - e)
+                d = (e * (y_sum[u] - y) - y * others) / total[u]
                 d_k[t] = d * weight[u]
     for t in range(TILE):
         logs[t] = y_sum[t] * log1p(small[t] + ties[t])
 
 
-@numba.njit(inline="always", **OVERLOAD_OPTIONS)
+@jit
 def identity_output(z_out, delta, ys, columns):
     """:func:`output_layer` for a linear output: h = z, cost_i = ½ Σ_k (z_k − y_k)², δ = z − y."""
+    kernel_features()
+    compact_code()  # off the sigmoid path: a separate, compact function
     _, weight, linear = columns[:3]
     half = z_out.dtype.type(0.5)
     TB = block_shapes(z_out)[1]
