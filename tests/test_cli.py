@@ -121,6 +121,11 @@ def test_help_on_every_command(command):
         (["train", "x.mat", "--bogus"], "unrecognized arguments: --bogus"),
         (["cost", "x.mat", "--lam", "nan"], "--lam"),
         (["gradcheck", "--threshold", "-1"], "--threshold"),
+        (["train", "x.csv", "--activation", "swish"], r"--activation: unknown activation 'swish'"),
+        (["train", "x.csv", "--activation", "relu,"], r"--activation: unknown activation ''"),
+        (["train", "x.csv", "--output", "linear"], r"--output: invalid choice: 'linear'"),
+        (["train", "x.csv", "--activation", "relu,tanh"], r"--activation has 2 names.*1 hidden"),
+        (["gradcheck", "--sample-weight", "w"], "--sample-weight names a column of DATA"),
     ],
 )
 def test_bad_arguments(args, pattern):
@@ -267,6 +272,96 @@ def test_ctrl_c_during_training_keeps_the_best_model(tmp_path, digits_mat):
     assert model["layer_sizes"] == (64, 60, 10)
 
 
+def in_process(capsys, *args):
+    code = cli.main([str(arg) for arg in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_rows(path, header, *columns):
+    rows = [",".join(map(str, row)) for row in zip(*columns, strict=True)]
+    path.write_text("\n".join([",".join(header), *rows]) + "\n")
+    return path
+
+
+def test_train_softmax_with_activations_and_sample_weights(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(150, 3))
+    kinds = np.array(["a", "b", "c"])[(3 * X[:, 0]).astype(int)]
+    weights = rng.integers(1, 4, 150)
+    header = ["f1", "f2", "w", "f3", "kind"]
+    write_rows(tmp_path / "d.csv", header, *X[:, :2].T, weights, X[:, 2], kinds)
+    args = "train d.csv --hidden 6 --hidden 4 --activation relu,tanh --output softmax"
+    result = run(*args.split(), "--sample-weight", "w", "--maxiter", 150, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Sample weights: column 3 'w', --sample-weight 2" in result.stdout
+    assert "weighted, hidden relu/tanh, output softmax)" in result.stdout
+    model = fastbp.load(tmp_path / "model.npz")
+    assert model["layer_sizes"] == (3, 6, 4, 3)
+    assert (model["activation"], model["output"]) == (("relu", "tanh"), "softmax")
+    network = {"activation": ("relu", "tanh"), "output": "softmax"}
+    units = fastbp.predict(model["theta"], X, model["layer_sizes"], **network)
+    files = [tmp_path / "d.csv", "--weights", tmp_path / "model.npz"]
+    code, out, err = in_process(capsys, "predict", *files, "--sample-weight", "w")
+    assert code == 0, err
+    np.testing.assert_array_equal(out.split(), model["classes"][units])
+    expected = np.average(model["classes"][units] == kinds, weights=weights)
+    reported = re.search(r"Accuracy: ([\d.]+)% \(150 examples of .*, weighted\)", err)
+    assert float(reported[1]) == pytest.approx(100 * expected, abs=0.005)
+    labels = np.unique(kinds, return_inverse=True)[1]
+    J = fastbp.cost(
+        model["theta"], X, labels, model["layer_sizes"], 0.5, sample_weight=weights, **network
+    )
+    code, out, err = in_process(capsys, "cost", *files, "--sample-weight", 2, "--lam", 0.5)
+    assert code == 0, err
+    reported = re.search(r"J = (\S+) \(λ = 0.5, --lam, weighted\)", out)
+    assert float(reported[1]) == pytest.approx(J, rel=1e-9)
+    # without --sample-weight the weights are a fourth feature: the command says what to do
+    code, _, err = in_process(capsys, "predict", *files)
+    assert code == 2
+    assert "4 feature columns; if one of them holds sample weights, name it with --sample" in err
+
+
+def test_train_a_regressor(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    X = rng.uniform(size=(200, 2))
+    price = 3 * X[:, 0] - X[:, 1] ** 2 + 0.01 * rng.normal(size=200)
+    weights = rng.uniform(0.5, 2, 200)
+    write_rows(tmp_path / "r.csv", ["w", "size", "age", "price"], weights, *X.T, price)
+    columns = ["--label", "price", "--sample-weight", "w"]
+    args = "train r.csv --output identity --activation tanh --hidden 8 --test-size 0.25"
+    result = run(*args.split(), *columns, "--lam", 0.01, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Targets: column 4 'price', --label -1\n" in result.stdout
+    training = re.search(r"Training RMSE: (\S+) \(layers \(2, 8, 1\), weighted", result.stdout)
+    held_out = re.search(r"Held-out RMSE: (\S+) \(50 of 200 examples, random", result.stdout)
+    assert float(training[1]) < 0.05
+    assert float(held_out[1]) < 0.1
+    model = fastbp.load(tmp_path / "model.npz")
+    assert (model["activation"], model["output"], model["y_ndim"]) == (("tanh",), "identity", 1)
+    assert "classes" not in model
+    network = {"activation": "tanh", "output": "identity"}
+    values = fastbp.predict(model["theta"], X, (2, 8, 1), **network)[:, 0]
+    files = [tmp_path / "r.csv", "--weights", tmp_path / "model.npz", *columns]
+    code, out, err = in_process(capsys, "predict", *files, "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    lines = (tmp_path / "p.csv").read_text().split()
+    assert lines[0] == "target"
+    np.testing.assert_array_equal(np.array(lines[1:], dtype=float), values)
+    rmse = np.sqrt(np.average(np.square(values - price), weights=weights))
+    reported = re.search(r"RMSE: (\S+) \(200 examples of .*, weighted\)", out)
+    assert float(reported[1]) == pytest.approx(rmse, rel=1e-5)
+    J = fastbp.cost(model["theta"], X, price, (2, 8, 1), 0.01, sample_weight=weights, **network)
+    code, out, err = in_process(capsys, "cost", *files)
+    assert code == 0, err
+    reported = re.search(r"J = (\S+) \(λ = 0.01, the model's, weighted\)\nRMSE: ", out)
+    assert float(reported[1]) == pytest.approx(J, rel=1e-9)
+    # the targets are numbers, not labels: a classifier asks for --output identity
+    code, _, err = in_process(capsys, "train", tmp_path / "r.csv", *columns)
+    assert code == 2
+    assert "not integers: it looks like a feature (or regression targets: --output identity)" in err
+
+
 # ----------------------------------------------------------------------------- cost
 
 
@@ -334,6 +429,28 @@ def test_gradcheck_debug_network():
     deeper = run("gradcheck", "--hidden", 4, "--hidden", 5, "--lam", 0)
     assert deeper.returncode == 0
     assert deeper.stdout.count("Gradient check: layers (3, 4, 5, 3), λ = 0") == 1
+
+
+def test_gradcheck_activations_and_outputs(capsys):
+    code, out, err = in_process(
+        capsys,
+        "gradcheck",
+        "--activation",
+        "relu,tanh",
+        "--hidden",
+        4,
+        "--hidden",
+        3,
+        "--output",
+        "softmax",
+    )
+    assert code == 0, err
+    assert out.count("layers (3, 4, 3, 3)") == 2
+    assert out.count("hidden relu/tanh, output softmax") == 2
+    assert float(re.search(r"Largest relative difference: (\S+)", out)[1]) < 1e-9
+    code, out, err = in_process(capsys, "gradcheck", "--output", "identity", "--lam", 0)
+    assert code == 0, err
+    assert "hidden sigmoid, output identity" in out
 
 
 def test_gradcheck_fails_above_the_threshold():

@@ -351,3 +351,24 @@ def test_fit_scale_on_dask_arrays(client, rng):
     np.testing.assert_allclose(on_cluster.x_scale, in_memory.x_scale, rtol=1e-12)
     assert on_cluster.history[-1] == pytest.approx(in_memory.history[-1], rel=1e-6)
     assert (on_cluster.predict(X) == in_memory.predict(X)).mean() > 0.99
+
+
+def test_fit_on_dask_arrays_with_activations_outputs_and_weights(client, rng):
+    """fit passes activation, output and sample_weight on to DaskObjective."""
+    X = rng.uniform(size=(1200, 5))
+    y = (X[:, 0] * 3).astype(int)
+    weights = rng.uniform(0, 2, 1200)
+    options = {"activation": "tanh", "output": "softmax", "maxiter": 15, "seed": 3}
+    in_memory = fastbp.fit(X, y, (6,), sample_weight=weights, **options)
+    on_cluster = fastbp.fit(
+        da.from_array(X, chunks=(400, 5)),
+        y,
+        (6,),
+        sample_weight=da.from_array(weights, chunks=400),
+        **options,
+    )
+    assert on_cluster.layer_sizes == in_memory.layer_sizes == (5, 6, 3)
+    assert (on_cluster.activation, on_cluster.output) == (("tanh",), "softmax")
+    assert on_cluster.history[-1] == pytest.approx(in_memory.history[-1], rel=1e-9)
+    unweighted = fastbp.fit(X, y, (6,), **options)
+    assert unweighted.history[-1] != pytest.approx(in_memory.history[-1], rel=1e-6)

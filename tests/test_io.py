@@ -170,6 +170,57 @@ def test_model_round_trip(tmp_path, rng):
     assert again["theta"].tobytes() == model.theta.tobytes()
 
 
+def test_model_round_trip_keeps_activations_and_output(tmp_path, rng):
+    X = rng.uniform(size=(60, 3))
+    labels = np.array([3, 5, 9])[np.arange(60) % 3]
+    network = {"activation": ["relu", "tanh"], "output": "softmax"}
+    model = fastbp.fit(X, labels, (4, 5), lam=0.5, maxiter=20, seed=0, **network)
+    loaded = fastbp.load(fastbp.save(tmp_path / "model.npz", model))
+    assert loaded["activation"] == ("relu", "tanh")
+    assert loaded["output"] == "softmax"
+    assert loaded["y_ndim"] == 1
+    predicted = fastbp.predict(
+        loaded["theta"], X, loaded["layer_sizes"], activation=loaded["activation"], output="softmax"
+    )
+    np.testing.assert_array_equal(loaded["classes"][predicted], model.predict(X))
+    fastbp.save(tmp_path / "again.npz", loaded)  # load's dict saves them too
+    again = fastbp.load(tmp_path / "again.npz")
+    assert (again["activation"], again["output"]) == (("relu", "tanh"), "softmax")
+
+
+def test_regressor_round_trip(tmp_path, rng):
+    X = rng.uniform(size=(80, 2))
+    y = X @ [1.0, -1.0]
+    model = fastbp.fit(X, y, (3,), activation="identity", output="identity", maxiter=10, seed=0)
+    loaded = fastbp.load(fastbp.save(tmp_path / "r.npz", model))
+    assert "classes" not in loaded
+    assert (loaded["activation"], loaded["output"], loaded["y_ndim"]) == (
+        ("identity",),
+        "identity",
+        1,
+    )
+    values = fastbp.predict(loaded["theta"], X, (2, 3, 1), activation="identity", output="identity")
+    np.testing.assert_array_equal(values[:, 0], model.predict(X))
+
+
+def test_models_saved_before_activations_were_recorded_are_sigmoid(tmp_path, rng):
+    sizes = (3, 4, 2, 3)
+    theta = rng.normal(size=fastbp.n_params(sizes))
+    np.savez(tmp_path / "old.npz", theta=theta, layer_sizes=np.array(sizes), lam=np.array(1.0))
+    old = fastbp.load(tmp_path / "old.npz")
+    assert old["activation"] == ("sigmoid", "sigmoid")
+    assert old["output"] == "sigmoid"
+    assert "y_ndim" not in old
+    course = fastbp.load(
+        course_mat(tmp_path / "w.mat", Theta1=np.zeros((4, 4)), Theta2=np.zeros((3, 5)))
+    )
+    assert (course["activation"], course["output"]) == (("sigmoid",), "sigmoid")
+    fastbp.save(tmp_path / "plain.npz", {"theta": theta, "layer_sizes": sizes})
+    with np.load(tmp_path / "plain.npz") as saved:
+        assert saved["activation"].tolist() == ["sigmoid", "sigmoid"]
+        assert str(saved["output"]) == "sigmoid"
+
+
 def test_save_string_classes_and_no_lam(tmp_path):
     theta = np.zeros(fastbp.n_params((2, 1)))
     fastbp.save(
@@ -193,6 +244,36 @@ def test_save_string_classes_and_no_lam(tmp_path):
             ValueError,
             "lam",
         ),
+        (
+            "m.npz",
+            {"theta": np.zeros(13), "layer_sizes": (2, 3, 1), "activation": "swish"},
+            ValueError,
+            "activation must be one of",
+        ),
+        (
+            "m.npz",
+            {"theta": np.zeros(13), "layer_sizes": (2, 3, 1), "activation": ["relu"] * 2},
+            ValueError,
+            "activation has 2 names",
+        ),
+        (
+            "m.npz",
+            {"theta": np.zeros(3), "layer_sizes": (2, 1), "output": "softmax"},
+            ValueError,
+            "softmax.*2 output units",
+        ),
+        (
+            "m.npz",
+            {"theta": np.zeros(3), "layer_sizes": (2, 1), "output": "identity", "classes": [0, 1]},
+            ValueError,
+            "regressor: it has no classes",
+        ),
+        (
+            "m.npz",
+            {"theta": np.zeros(3), "layer_sizes": (2, 1), "y_ndim": 3},
+            ValueError,
+            "y_ndim must be 1 or 2",
+        ),
     ],
 )
 def test_save_rejects_bad_models(tmp_path, path, model, error, pattern):
@@ -215,6 +296,40 @@ def test_save_rejects_bad_models(tmp_path, path, model, error, pattern):
         ({"X": np.zeros(3)}, r"X must be a real \(m, n\) matrix"),
         ({"weights": np.zeros(3)}, "no X, y or model.*weights"),
         ({"X": np.zeros((2, 2)), "y": np.array([0.5, 1.5])}, "non-integer"),
+        (
+            {"theta": np.zeros(3), "layer_sizes": np.array([2, 1]), "activation": np.zeros(0)},
+            "activation must be a 1-D array of names",
+        ),
+        (
+            {"theta": np.zeros(3), "layer_sizes": np.array([2, 1]), "output": np.array("probit")},
+            "output must be one of",
+        ),
+        (
+            {"theta": np.zeros(9), "layer_sizes": np.array([2, 2, 1]), "activation": ["a", "b"]},
+            "activation has 2 names",
+        ),
+        (
+            {
+                "theta": np.zeros(3),
+                "layer_sizes": np.array([2, 1]),
+                "output": np.array("identity"),
+                "classes": np.arange(2),
+            },
+            "regressor: it has no classes",
+        ),
+        (
+            {
+                "theta": np.zeros(6),
+                "layer_sizes": np.array([2, 2]),
+                "output": np.array("identity"),
+                "y_ndim": np.array(1),
+            },
+            "y_ndim 1 needs one output unit",
+        ),
+        (
+            {"theta": np.zeros(3), "layer_sizes": np.array([2, 1]), "y_ndim": np.array(1.0)},
+            "y_ndim must be an integer",
+        ),
     ],
 )
 def test_malformed_npz_files(tmp_path, arrays, pattern):
@@ -298,3 +413,75 @@ def test_csv_rejects_a_bad_label_argument(tmp_path):
     path.write_text("1,2\n")
     with pytest.raises(TypeError, match="label"):
         fastbp.load(path, label=1.5)
+
+
+def test_csv_sample_weight_column(tmp_path):
+    path = tmp_path / "w.csv"
+    path.write_text("a,weight,b,kind\n1,2,5,x\n3,0.5,6,y\n-1,0,7,x\n")
+    data = fastbp.load(path, sample_weight="weight")
+    np.testing.assert_array_equal(data["X"], [[1, 5], [3, 6], [-1, 7]])
+    np.testing.assert_array_equal(data["sample_weight"], [2, 0.5, 0])
+    np.testing.assert_array_equal(data["classes"], ["x", "y"])
+    assert data["sample_weight_column"] == "column 2 'weight', --sample-weight 1"
+    by_index = fastbp.load(path, sample_weight=1, label=-1)
+    np.testing.assert_array_equal(by_index["sample_weight"], data["sample_weight"])
+    np.testing.assert_array_equal(by_index["X"], data["X"])
+    # without a header: the label rule looks at the first and last of the other columns
+    plain = tmp_path / "plain.csv"
+    plain.write_text("0.5,2.5,1,3\n0.25,1.5,0,1\n0.75,0.5,1,2\n")
+    last = fastbp.load(plain, sample_weight=-1)
+    assert last["label_column"] == "column 3, --label 2"
+    np.testing.assert_array_equal(last["y"], [1, 0, 1])
+    np.testing.assert_array_equal(last["sample_weight"], [3, 1, 2])
+    np.testing.assert_array_equal(last["X"], [[0.5, 2.5], [0.25, 1.5], [0.75, 0.5]])
+    # a model's input count, weight column left out, says the file has no label column
+    features = fastbp.load(plain, sample_weight=-1, n_features=3)
+    assert "y" not in features
+    assert features["X"].shape == (3, 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "arguments", "error", "pattern"),
+    [
+        ("a,w,y\n1,-2,0\n2,1,1\n", {"sample_weight": "w"}, ValueError, "weight.*>= 0"),
+        ("a,w,y\n1,0,0\n2,0,1\n", {"sample_weight": "w"}, ValueError, "all zeros"),
+        ("a,w,y\n1,x,0\n2,1,1\n", {"sample_weight": "w"}, ValueError, "line 2, w: 'x'"),
+        ("a,w,y\n1,1,0\n", {"sample_weight": "v"}, ValueError, "no column named 'v'"),
+        ("1,1,0\n", {"sample_weight": 3}, ValueError, "sample_weight column 3 is out of range"),
+        ("1,1,0\n", {"sample_weight": 1.0}, TypeError, "sample_weight must be a column name"),
+        ("a,w,y\n1,1,0\n", {"sample_weight": 1, "label": 1}, ValueError, "label column and the"),
+        ("w,a,b\n1,0.5,7\n", {"sample_weight": 0}, ValueError, r"first column \(column 2 'a', "),
+    ],
+)
+def test_csv_bad_sample_weight_column(tmp_path, text, arguments, error, pattern):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(error, match=pattern):
+        fastbp.load(path, **arguments)
+
+
+def test_regression_targets(tmp_path, rng):
+    path = tmp_path / "prices.csv"
+    path.write_text("size,rooms,price\n50,2,120.5\n80,3,199\n30,1,75.25\n")
+    data = fastbp.load(path, label="price", regression=True)
+    np.testing.assert_array_equal(data["y"], [120.5, 199, 75.25])
+    assert data["y"].dtype == np.float64
+    assert "classes" not in data
+    with pytest.raises(ValueError, match=r"looks like a feature.*--output identity"):
+        fastbp.load(path, label="price")
+    with pytest.raises(ValueError, match=r"regression targets is not guessed.*--label"):
+        fastbp.load(path, regression=True)
+    named = tmp_path / "named.csv"
+    named.write_text("size,target\n50,1.5\n80,2\n")
+    np.testing.assert_array_equal(fastbp.load(named, regression=True)["y"], [1.5, 2])
+    X = rng.uniform(size=(4, 2))
+    np.savez(tmp_path / "d.npz", X=X, y=np.array([0.5, 1, 2, 3]))
+    np.testing.assert_array_equal(
+        fastbp.load(tmp_path / "d.npz", regression=True)["y"], [0.5, 1, 2, 3]
+    )
+    savemat(tmp_path / "d.mat", {"X": X, "y": np.array([[0.5], [1], [2], [-3]])})
+    mat = fastbp.load(tmp_path / "d.mat", regression=True)
+    np.testing.assert_array_equal(mat["y"], [0.5, 1, 2, -3])
+    assert "classes" not in mat
+    with pytest.raises(ValueError, match=r"d\.npz: sample_weight names a \.csv column"):
+        fastbp.load(tmp_path / "d.npz", sample_weight="w")

@@ -59,3 +59,15 @@ def test_dask_example_runs_on_a_local_cluster():
     J, n_chunks = out.stdout.split()
     assert 0 < float(J) < 1.2  # below the cost at θ0 (about 3 log 2 = 2.08)
     assert n_chunks == "4"
+
+
+def test_activations_outputs_and_sample_weights_example_runs():
+    [example] = [block for block in code_blocks("python") if 'output": "softmax"' in block]
+    assert "sample_weight=weights" in example
+    out = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, timeout=300, check=True
+    )
+    J, proba_sum, accuracy = map(float, out.stdout.split())
+    assert 0 < J < 0.5  # below the cost at θ0 (about log 3 = 1.1)
+    assert proba_sum == 1.0  # softmax rows
+    assert accuracy > 0.95

@@ -425,3 +425,206 @@ def test_fit_rejects_bad_arguments(change, error, pattern, rng):
     kwargs = {"X": X, "y": y, "hidden_layer_sizes": (3,), "maxiter": 5} | change
     with pytest.raises(error, match=pattern):
         fastbp.fit(**kwargs)
+
+
+# ----------------------------------------------------------------------------- activations, outputs
+
+
+HIDDEN_NAMES = ("sigmoid", "tanh", "relu", "identity")
+OUTPUT_NAMES = ("sigmoid", "softmax", "identity")
+
+
+@pytest.mark.parametrize("output", OUTPUT_NAMES)
+@pytest.mark.parametrize("activation", HIDDEN_NAMES)
+def test_check_gradient_for_every_activation_and_output(activation, output):
+    for lam in (0.0, 3.0):
+        check = fastbp.check_gradient(lam=lam, activation=activation, output=output)
+        assert check.relative_difference < 1e-9, check
+        assert check.activation == (activation,)
+        assert check.output == output
+    deeper = fastbp.check_gradient(
+        layer_sizes=(3, 5, 4, 3), activation=[activation, "tanh"], output=output
+    )
+    assert deeper.relative_difference < 1e-9, deeper
+    assert deeper.activation == (activation, "tanh")
+
+
+def test_check_gradient_relu_sees_both_sides_of_the_kink():
+    """The debug problem's ReLU units are both on and off, none of them near z = 0, where
+    central differences would straddle the kink."""
+    sizes = (3, 5, 3)
+    X = (np.sin(np.arange(1, 16)) / 10).reshape((5, 3), order="F")
+    Theta1 = (np.sin(np.arange(1, 21)) / 10).reshape((5, 4), order="F")
+    z = np.hstack([np.ones((5, 1)), X]) @ Theta1.T
+    assert (z > 0).any()
+    assert (z < 0).any()
+    assert np.abs(z).min() > 5e-4  # a step moves z by at most ε · max(1, |x|) = 1e-4
+    check = fastbp.check_gradient(layer_sizes=sizes, activation="relu", output="softmax")
+    assert check.passed
+    assert "hidden relu, output softmax" in str(check)
+    assert "activation=('relu',), output='softmax'" in repr(check)
+
+
+def test_check_gradient_on_data_with_sample_weights(rng):
+    X, y = blobs(rng, m=12)
+    sizes = (4, 6, 3)
+    theta = fastbp.init_weights(sizes, seed=0)
+    weights = rng.uniform(0, 2, 12)
+    weights[3] = 0
+    network = {"activation": "tanh", "output": "softmax"}
+    check = fastbp.check_gradient(X, y, sizes, 1.0, theta, sample_weight=weights, **network)
+    assert check.relative_difference < 1e-9
+    expected = fastbp.cost_and_grad(theta, X, y, sizes, 1.0, sample_weight=weights, **network)
+    np.testing.assert_array_equal(check.analytic, expected[1])
+    Y = rng.normal(size=(12, 2))
+    regression = fastbp.check_gradient(
+        X, Y, (4, 5, 2), 0.5, activation="relu", output="identity", sample_weight=weights
+    )
+    assert regression.relative_difference < 1e-9
+    assert "sigmoid" not in str(fastbp.check_gradient())  # the course's network: as before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"activation": "swish"}, ValueError, "activation must be one of"),
+        ({"activation": ["relu", "tanh"]}, ValueError, "activation has 2 names.*1 hidden"),
+        ({"output": "linear"}, ValueError, "output must be one of"),
+        ({"output": "softmax", "layer_sizes": (3, 4, 1)}, ValueError, "softmax.*2 output units"),
+        ({"sample_weight": [1, 2]}, ValueError, r"sample_weight.*shape \(5,\)"),
+        ({"sample_weight": [1, 1, -1, 1, 1]}, ValueError, "sample_weight must be >= 0"),
+    ],
+)
+def test_check_gradient_rejects_bad_network_arguments(kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        fastbp.check_gradient(**kwargs)
+
+
+def test_predict_follows_the_output(rng):
+    sizes = (4, 5, 3)
+    theta = rng.normal(size=fastbp.n_params(sizes))
+    X = rng.uniform(-1, 1, (50, 4))
+    network = {"activation": "relu", "output": "softmax"}
+    proba = fastbp.predict_proba(theta, X, sizes, **network)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(fastbp.predict(theta, X, sizes, **network), proba.argmax(axis=1))
+    values = fastbp.predict(theta, X, sizes, activation="tanh", output="identity")
+    assert values.dtype == np.float64
+    np.testing.assert_array_equal(
+        values, fastbp.predict_proba(theta, X, sizes, activation="tanh", output="identity")
+    )
+    with pytest.raises(ValueError, match="output must be one of"):
+        fastbp.predict(theta, X, sizes, output="probit")
+
+
+def test_fit_softmax_relu_learns_the_original_labels(rng):
+    X, y = blobs(rng)
+    names = np.array(["cat", "dog", "emu"])[y]
+    model = fastbp.fit(
+        X, names, (6,), lam=0.1, activation="relu", output="softmax", maxiter=200, seed=0
+    )
+    assert model.layer_sizes == (4, 6, 3)
+    assert model.activation == ("relu",)
+    assert model.output == "softmax"
+    assert np.mean(model.predict(X) == names) > 0.95
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(model.predict(X), model.classes[proba.argmax(axis=1)])
+    J = fastbp.cost(model.theta, X, y, model.layer_sizes, 0.1, activation="relu", output="softmax")
+    assert J == model.result.fun
+    assert "activation=('relu',), output='softmax'" in repr(model)
+
+
+def test_fit_softmax_has_one_unit_per_class_even_for_two(rng):
+    X, y = blobs(rng, K=2)
+    labels = np.where(y == 1, 7, -3)
+    model = fastbp.fit(X, labels, (5,), output="softmax", maxiter=100, seed=0)
+    assert model.layer_sizes == (4, 5, 2)
+    assert model.activation == ("sigmoid",)
+    assert np.mean(model.predict(X) == labels) > 0.95
+    proba = model.predict_proba(X)
+    assert proba.shape == (300, 2)
+    np.testing.assert_array_equal(
+        proba, fastbp.predict_proba(model.theta, X, model.layer_sizes, output="softmax")
+    )
+
+
+def test_fit_default_is_the_sigmoid_network_as_before(rng):
+    """output="sigmoid" stays fit's default for any number of classes: the same θ as before."""
+    X, y = blobs(rng, m=200, K=4)
+    default = fastbp.fit(X, y, (5, 4), maxiter=20, seed=0)
+    explicit = fastbp.fit(X, y, (5, 4), activation="sigmoid", output="sigmoid", maxiter=20, seed=0)
+    assert default.theta.tobytes() == explicit.theta.tobytes()
+    assert default.layer_sizes == (4, 5, 4, 4)
+    assert default.activation == ("sigmoid", "sigmoid")
+    assert default.output == "sigmoid"
+    assert default.theta.tobytes() == fastbp.fit(X, y, (5, 4), maxiter=20, seed=0).theta.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (2,)])
+def test_fit_identity_is_a_regressor(shape, rng):
+    X = rng.uniform(-1, 1, (300, 3))
+    columns = [X @ [1.0, -2.0, 0.5], np.sin(2 * X[:, 0]) + X[:, 1]]
+    Y = np.column_stack(columns[: shape[0] if shape else 1])
+    y = Y[:, 0] if shape == () else Y
+    model = fastbp.fit(X, y, (8,), lam=0.01, activation="tanh", output="identity", seed=0)
+    assert model.classes is None
+    assert model.layer_sizes == (3, 8, Y.shape[1])
+    assert model.y_ndim == y.ndim
+    predicted = model.predict(X)
+    assert predicted.shape == y.shape
+    assert predicted.dtype == np.float64
+    assert np.sqrt(np.mean(np.square(predicted - y))) < 0.05
+    with pytest.raises(TypeError, match=r"predict_proba is for classifiers.*use predict"):
+        model.predict_proba(X)
+
+
+def test_fit_with_sample_weights_equals_repeated_rows(rng):
+    X, y = blobs(rng, m=120)
+    weights = np.arange(120) // 3 % 3  # 0, 1 or 2 copies of each example, in every class
+    kept = weights.copy()
+    model = fastbp.fit(X, y, (4,), sample_weight=weights, maxiter=15, seed=0)
+    np.testing.assert_array_equal(weights, kept)  # not modified
+    repeated = fastbp.fit(np.repeat(X, weights, 0), np.repeat(y, weights), (4,), maxiter=15, seed=0)
+    np.testing.assert_allclose(model.history, repeated.history, rtol=1e-10)
+    np.testing.assert_allclose(model.theta, repeated.theta, rtol=1e-7, atol=1e-9)
+    J = fastbp.cost(model.theta, X, y, model.layer_sizes, 1.0, sample_weight=weights)
+    assert J == model.result.fun
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "pattern"),
+    [
+        ({"activation": "gelu"}, ValueError, "activation must be one of"),
+        ({"activation": ("relu", "relu")}, ValueError, "activation has 2 names.*1 hidden"),
+        ({"activation": 3}, TypeError, "activation must be a name"),
+        ({"output": "linear"}, ValueError, "output must be one of"),
+        ({"output": None}, ValueError, "output must be one of"),
+        ({"output": "identity"}, TypeError, "output='identity' fits float targets.*int64"),
+        ({"y": np.linspace(0, 1, 100)}, ValueError, "non-integer.*output='identity'"),
+        ({"output": "softmax", "y": np.ones((100, 1))}, ValueError, "softmax.*2 output units"),
+        ({"sample_weight": np.ones(99)}, ValueError, r"sample_weight.*shape \(100,\)"),
+        ({"sample_weight": -np.ones(100)}, ValueError, "sample_weight must be >= 0"),
+        ({"sample_weight": np.zeros(100)}, ValueError, "sample_weight is all zeros"),
+        ({"sample_weight": np.full(100, np.nan)}, ValueError, "sample_weight"),
+    ],
+)
+def test_fit_rejects_bad_network_arguments(change, error, pattern, rng):
+    X, y = blobs(rng, m=100)
+    kwargs = {"X": X, "y": y, "hidden_layer_sizes": (3,), "maxiter": 5} | change
+    with pytest.raises(error, match=pattern):
+        fastbp.fit(**kwargs)
+
+
+def test_fit_result_checks_its_network(rng):
+    X, y = blobs(rng, m=60)
+    model = fastbp.fit(X, y, (3,), maxiter=3, seed=0)
+    fields = {name: getattr(model, name) for name in model.__dataclass_fields__}
+    with pytest.raises(ValueError, match="activation must be one of"):
+        fastbp.FitResult(**fields | {"activation": "swish"})
+    with pytest.raises(ValueError, match="regressor: it has no classes"):
+        fastbp.FitResult(**fields | {"output": "identity"})
+    with pytest.raises(ValueError, match="y_ndim"):
+        fastbp.FitResult(**fields | {"y_ndim": 3})
+    relu = fastbp.FitResult(**fields | {"activation": "relu"})
+    assert relu.activation == ("relu",)

@@ -12,9 +12,10 @@ from typing import Any
 from ._gradcheck import GradientCheck, check_gradient, numerical_gradient
 from ._io import load, save
 from ._layout import n_params, pack, unpack
+from ._model import FitResult, predict
 from ._objective import Objective, combine, cost, cost_and_grad, partial_sums, predict_proba
 from ._threading import threading_info, threads
-from ._workflow import FitResult, fit, init_weights, predict, sigmoid, sigmoid_gradient
+from ._workflow import fit, init_weights, sigmoid, sigmoid_gradient
 
 try:
     __version__ = version("fastbp")

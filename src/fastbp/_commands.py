@@ -2,6 +2,7 @@
 
 Each ``run_*`` function takes the parsed arguments (``cli.py`` builds the parser) and returns
 the exit code; a problem with the arguments, files or environment raises :class:`UserError`.
+Reading files and judging a model's outputs is in ``_command_data``.
 """
 
 from __future__ import annotations
@@ -10,17 +11,30 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import __version__
+from ._command_data import (
+    UserError,
+    accuracy,
+    activation_names,
+    check_inputs,
+    labels_for,
+    load_examples,
+    load_model,
+    network_of,
+    original_labels,
+    outputs,
+    quality,
+)
 from ._gradcheck import check_gradient
 from ._io import load, save
 from ._layout import unpack
-from ._objective import Objective, cost, cost_and_grad, predict_proba
+from ._model import FitResult
+from ._objective import Objective, cost, cost_and_grad
 from ._scaling import apply_scaling
-from ._workflow import FitResult, fit, init_weights, predict
+from ._workflow import fit, init_weights
 
 EXIT_USAGE = 2  # bad argument or file
 EXIT_CHECK_FAILED = 1
@@ -36,53 +50,23 @@ DEBUG_HIDDEN = 5  # the course's debug network (3, 5, 3)
 TRAIN_HIDDEN = 25
 
 
-class UserError(Exception):
-    """A problem with the command's arguments, files or environment: reported in one line."""
-
-
 def _check_writable(option: str, path: str | None) -> None:
     """Fail before the work, not after it, when an output file cannot be written."""
     if path is not None and not Path(path).resolve().parent.is_dir():
         raise UserError(f"{option} {path}: the directory {Path(path).parent} does not exist")
 
 
-def _load_examples(path: str, label: int | str, classes: Any = None) -> dict[str, Any]:
-    data = load(path, label=label, classes=classes)
-    missing = [key for key in ("X", "y") if key not in data]
-    if missing:
-        raise UserError(f"{path}: has no {' and no '.join(missing)} (training examples)")
-    return data
-
-
-def _original_labels(data: dict[str, Any]) -> np.ndarray:
-    """The labels as the file writes them (classes[y]), or the float targets."""
-    return data["classes"][data["y"]] if "classes" in data else data["y"]
-
-
-def _outputs(model: dict[str, Any], X: np.ndarray, labels: bool) -> np.ndarray:
-    """A loaded model's output for every row of X, standardized as the model was trained: the
-    output-unit index (``labels``: 0 … K−1, or 0/1 for one unit), or the (m, K) 0/1 matrix of
-    float targets (1 where h_Θ(x) ≥ 0.5)."""
-    theta, sizes = model["theta"], model["layer_sizes"]
-    X = apply_scaling(X, model.get("x_mean"), model.get("x_scale"))
-    if labels:
-        return predict(theta, X, sizes)
-    return (predict_proba(theta, X, sizes) >= 0.5).astype(np.int64)
-
-
-def _accuracy(predicted: np.ndarray, y: np.ndarray) -> float:
-    """Fraction of examples predicted right (for float targets: every output right)."""
-    if predicted.ndim == 2:
-        return float(np.mean(np.all(predicted == (y >= 0.5), axis=1)))
-    return float(np.mean(predicted == y))
-
-
-def _split(y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _split(
+    y: np.ndarray, test_size: float, seed: int, stratify: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(training rows, held-out rows): a random ``test_size`` share held out, stratified by
     class (each class split in that proportion, rounded; one example of a class of two or more
-    always stays for training); float targets are split without strata. Sorted row indices."""
+    always stays for training); float targets (``stratify`` False; by default for a 2-D y) are
+    split without strata. Sorted row indices."""
     rng = np.random.default_rng(seed)
-    strata = [np.arange(len(y))] if y.ndim == 2 else [np.flatnonzero(y == c) for c in np.unique(y)]
+    if stratify is None:
+        stratify = y.ndim == 1
+    strata = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
     held_out = []
     for rows in strata:
         n_test = min(round(test_size * len(rows)), len(rows) - 1)
@@ -94,16 +78,6 @@ def _split(y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.n
         )
     train = np.setdiff1d(np.arange(len(y)), test)
     return train, test
-
-
-def _check_inputs(model: dict[str, Any], weights: str, X: np.ndarray, data: str) -> None:
-    """Fail naming both files when the data's features do not fit the weights' inputs."""
-    sizes = model["layer_sizes"]
-    if X.shape[1] != sizes[0]:
-        raise UserError(
-            f"{weights}: the weights take {sizes[0]} inputs (layers {sizes}), but {data} has "
-            f"{X.shape[1]} feature columns"
-        )
 
 
 def _time_per_call(objective: Objective, theta: np.ndarray, seconds: float = 0.3) -> float:
@@ -189,8 +163,8 @@ def run_demo(args: argparse.Namespace) -> int:
         progress=True,
     )
     _report_fit(model)
-    held_out = _accuracy(model.predict(X_test), y_test)
-    print(f"Training accuracy: {_accuracy(model.predict(X_train), y_train):.2%}")
+    held_out = accuracy(model.predict(X_test), y_test)
+    print(f"Training accuracy: {accuracy(model.predict(X_train), y_train):.2%}")
     print(f"Held-out accuracy: {held_out:.2%}")
     per_call = _time_per_call(Objective(X_train, y_train, sizes, DEMO_LAM), model.theta)
     print(
@@ -212,21 +186,35 @@ def run_train(args: argparse.Namespace) -> int:
         raise UserError(f"--out must name a .npz file, got {args.out!r}")
     _check_writable("--out", args.out)
     _check_writable("--plot", args.plot)
-    data = _load_examples(args.data, args.label)
+    hidden = tuple(args.hidden or (TRAIN_HIDDEN,))
+    activation = activation_names(args.activation, hidden)
+    regression = args.output == "identity"
+    data = load_examples(args.data, args.label, None, args.sample_weight, regression)
     X = data["X"].astype(np.float32) if args.float32 else data["X"]
-    y = _original_labels(data)
+    y = original_labels(data)
+    weights = data.get("sample_weight")
     if "label_column" in data:
-        print(f"Labels: {data['label_column']}, {len(data['classes'])} classes")
+        kind = "Targets" if regression else "Labels"
+        classes = "" if regression else f", {len(data['classes'])} classes"
+        print(f"{kind}: {data['label_column']}{classes}")
+    if "sample_weight_column" in data:
+        print(f"Sample weights: {data['sample_weight_column']}")
+    stratify = y.ndim == 1 and not regression
     train = test = None
     if args.test_size is not None:
-        train, test = _split(y, args.test_size, args.seed)
-    X_fit, y_fit = (X, y) if train is None else (X[train], y[train])
-    hidden = tuple(args.hidden or (TRAIN_HIDDEN,))
+        train, test = _split(y, args.test_size, args.seed, stratify)
+    X_fit, y_fit, w_fit = X, y, weights
+    if train is not None:
+        X_fit, y_fit = X[train], y[train]
+        w_fit = None if weights is None else weights[train]
     model = fit(
         X_fit,
         y_fit,
         hidden,
         lam=args.lam,
+        activation=activation,
+        output=args.output,
+        sample_weight=w_fit,
         maxiter=args.maxiter,
         seed=args.seed,
         progress=True,
@@ -234,16 +222,19 @@ def run_train(args: argparse.Namespace) -> int:
     )
     save(out, model)  # first: a closed stdout (`| head`) must not cost the model
     _report_fit(model)
-    scaled = ", features standardized" if args.scale else ""
-    print(
-        f"Training accuracy: {_accuracy(model.predict(X_fit), y_fit):.2%} "
-        f"(layers {model.layer_sizes}{scaled})"
-    )
+    details = ", features standardized" if args.scale else ""
+    details += ", weighted" if weights is not None else ""
+    if args.activation is not None or args.output != "sigmoid":
+        details += f", hidden {'/'.join(model.activation)}, output {model.output}"
+    name, value = quality(model.predict(X_fit), y_fit, regression, w_fit)
+    print(f"Training {name}: {value} (layers {model.layer_sizes}{details})")
     if test is not None:
+        w_test = None if weights is None else weights[test]
+        name, value = quality(model.predict(X[test]), y[test], regression, w_test)
         print(
-            f"Held-out accuracy: {_accuracy(model.predict(X[test]), y[test]):.2%} "
-            f"({len(test)} of {len(y)} examples, {'random' if y.ndim == 2 else 'stratified'}, "
-            f"seed {args.seed})"
+            f"Held-out {name}: {value} ({len(test)} of {len(y)} examples, "
+            f"{'stratified' if stratify else 'random'}, seed {args.seed}"
+            f"{'' if w_test is None else ', weighted'})"
         )
     print(f"Model: {out}")
     if args.plot:
@@ -255,28 +246,43 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     _check_writable("--out", args.out)
-    model = _load_model(args.weights)
+    model = load_model(args.weights)
     n_inputs, n_outputs = model["layer_sizes"][0], model["layer_sizes"][-1]
-    data = load(args.data, label=args.label, n_features=n_inputs, classes=model.get("classes"))
+    regression = network_of(model)["output"] == "identity"
+    data = load(
+        args.data,
+        label=args.label,
+        n_features=n_inputs,
+        classes=model.get("classes"),
+        sample_weight=args.sample_weight,
+        regression=regression,
+    )
     if "X" not in data:
         raise UserError(f"{args.data}: has no examples X")
-    _check_inputs(model, args.weights, data["X"], args.data)
+    check_inputs(model, args.weights, data["X"], args.data)
     classes = model.get("classes")
     if classes is None and Path(args.weights).suffix.lower() == ".mat" and n_outputs > 1:
         classes = np.arange(1, n_outputs + 1)  # the course's labels: output unit k is label k
-    predicted = _outputs(model, data["X"], labels=classes is not None)
+    predicted = outputs(model, data["X"], labels=classes is not None)
     if classes is not None:
         predicted = classes[predicted]
     lines = [",".join(map(str, row)) if predicted.ndim == 2 else str(row) for row in predicted]
-    names = ["label"] if predicted.ndim == 1 else [f"output{k}" for k in range(n_outputs)]
+    names = [f"output{k}" for k in range(n_outputs)]
+    if predicted.ndim == 1:
+        names = ["target" if regression else "label"]
     header = [",".join(names)] if args.out and Path(args.out).suffix.lower() == ".csv" else []
     text = "\n".join(header + lines) + "\n"
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
     if "y" in data:
-        y = _labels_for(data, model, args.weights)
+        y = labels_for(data, model, args.weights)
         y = classes[y] if classes is not None and y.ndim == 1 else y
-        report = f"Accuracy: {_accuracy(predicted, y):.2%} ({len(y)} examples of {args.data})"
+        weights = data.get("sample_weight")
+        name, value = quality(predicted, y, regression, weights)
+        weighted = ", weighted" if weights is not None else ""
+        report = (
+            f"{name[0].upper()}{name[1:]}: {value} ({len(y)} examples of {args.data}{weighted})"
+        )
         print(report, file=sys.stdout if args.out else sys.stderr)
     if args.out:
         print(f"Predictions: {args.out} ({len(lines)} rows)")
@@ -285,79 +291,76 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_model(path: str) -> dict[str, Any]:
-    model = load(path)
-    if "theta" not in model:
-        raise UserError(f"{path}: has no weights (Theta1, Theta2, … or a saved model)")
-    return model
-
-
-def _labels_for(data: dict[str, Any], weights: dict[str, Any], path: str) -> np.ndarray:
-    """DATA's targets as output-unit indices of the weights (through both files' classes)."""
-    if data["y"].ndim == 2 or "classes" not in weights or weights is data:
-        return data["y"]
-    model_classes = weights["classes"]
-    labels = _original_labels(data)
-    index = {label: k for k, label in enumerate(model_classes.tolist())}
-    unknown = [label for label in np.unique(labels).tolist() if label not in index]
-    if unknown:
-        raise UserError(
-            f"the data has label {unknown[0]!r}, which the classes of {path} "
-            f"{model_classes.tolist()} lack"
-        )
-    return np.array([index[label] for label in labels.tolist()], dtype=np.int64)
-
-
 def run_cost(args: argparse.Namespace) -> int:
-    weights = _load_model(args.weights) if args.weights else None
+    weights = load_model(args.weights) if args.weights else None
     classes = None if weights is None else weights.get("classes")
-    data = _load_examples(args.data, args.label, classes)
+    regression = weights is not None and network_of(weights)["output"] == "identity"
+    data = load_examples(args.data, args.label, classes, args.sample_weight, regression)
     if weights is None:
+        if network_of(data)["output"] == "identity":  # DATA's own weights are a regressor's
+            data = load_examples(args.data, args.label, None, args.sample_weight, True)
         weights = data
     if "theta" not in weights:
         raise UserError(
             f"{args.data}: has no weights (Theta1, Theta2, … or a saved model); "
             "give them with --weights FILE"
         )
+    regression = network_of(weights)["output"] == "identity"
     source = args.weights or args.data
-    _check_inputs(weights, source, data["X"], args.data)
+    check_inputs(weights, source, data["X"], args.data)
     lam = args.lam
     lam_source = "--lam"
     if lam is None:
         lam, lam_source = weights.get("lam", 0.0), "the model's" if "lam" in weights else "default"
-    y = _labels_for(data, weights, source)
+    y = labels_for(data, weights, source)
     sizes = weights["layer_sizes"]
     X = apply_scaling(data["X"], weights.get("x_mean"), weights.get("x_scale"))
+    sample_weight = data.get("sample_weight")
+    options = {**network_of(weights), "sample_weight": sample_weight}
+    weighted = ", weighted" if sample_weight is not None else ""
     if args.grad:
-        J, grad = cost_and_grad(weights["theta"], X, y, sizes, lam)
-        print(f"J = {J:.10g} (λ = {lam:g}, {lam_source})")
+        J, grad = cost_and_grad(weights["theta"], X, y, sizes, lam, **options)
+        print(f"J = {J:.10g} (λ = {lam:g}, {lam_source}{weighted})")
         print(f"|grad J| = {np.linalg.norm(grad):.10g}")
     else:
-        print(f"J = {cost(weights['theta'], X, y, sizes, lam):.10g} (λ = {lam:g}, {lam_source})")
-    accuracy = _accuracy(_outputs(weights, data["X"], labels=y.ndim == 1), y)
-    print(f"Accuracy: {accuracy:.2%} ({len(y)} examples)")
+        J = cost(weights["theta"], X, y, sizes, lam, **options)
+        print(f"J = {J:.10g} (λ = {lam:g}, {lam_source}{weighted})")
+    predicted = outputs(weights, data["X"], labels=y.ndim == 1)
+    name, value = quality(predicted, y, regression, sample_weight)
+    print(f"{name[0].upper()}{name[1:]}: {value} ({len(y)} examples)")
     return 0
 
 
 def run_gradcheck(args: argparse.Namespace) -> int:
     lams = [0.0] if args.lam == 0 else [0.0, args.lam]
+    hidden = tuple(args.hidden or ((DEBUG_HIDDEN,) if args.data is None else (TRAIN_HIDDEN,)))
+    network = {"activation": activation_names(args.activation, hidden), "output": args.output}
     if args.data is None:
-        sizes = (3, *(args.hidden or (DEBUG_HIDDEN,)), 3)
+        if args.sample_weight is not None:
+            raise UserError("--sample-weight names a column of DATA, but no DATA is given")
+        sizes = (3, *hidden, 3)
         checks = [
-            check_gradient(layer_sizes=sizes, lam=lam, threshold=args.threshold) for lam in lams
+            check_gradient(layer_sizes=sizes, lam=lam, threshold=args.threshold, **network)
+            for lam in lams
         ]
     else:
-        data = _load_examples(args.data, args.label)
+        regression = args.output == "identity"
+        data = load_examples(args.data, args.label, None, args.sample_weight, regression)
         X, y = data["X"], data["y"]
         if y.ndim == 2:
             K = y.shape[1]
+        elif regression:
+            K = 1
         else:
             n_classes = len(data["classes"])
-            K = 1 if n_classes == 2 else n_classes
+            K = 1 if n_classes == 2 and args.output == "sigmoid" else n_classes
         rows = np.unique(np.linspace(0, X.shape[0] - 1, min(args.examples, X.shape[0])).astype(int))
-        sizes = (X.shape[1], *(args.hidden or (TRAIN_HIDDEN,)), K)
+        sizes = (X.shape[1], *hidden, K)
+        weights = data.get("sample_weight")
+        network["sample_weight"] = None if weights is None else weights[rows]
         checks = [
-            check_gradient(X[rows], y[rows], sizes, lam, threshold=args.threshold) for lam in lams
+            check_gradient(X[rows], y[rows], sizes, lam, threshold=args.threshold, **network)
+            for lam in lams
         ]
     for check in checks:
         print(check)

@@ -1,5 +1,6 @@
 """Reading a .csv data file for :func:`fastbp.load`: the delimiter, the header row, the label
-column (given, or found by the rule of ``label="auto"``) and the features as float64.
+column (given, or found by the rule of ``label="auto"``), a sample weight column (given) and the
+features as float64.
 
 Error messages count lines and columns from 1 and name the option that settles a doubt
 (``--label``); the caller prefixes the file's name.
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._inputs import encode_labels
+from ._inputs import check_sample_weight, encode_labels
 
 __all__ = ["load_csv"]
 
@@ -59,10 +60,17 @@ def _is_header(rows: list[list[str]]) -> bool:
 
 
 def load_csv(
-    path: Path, label: int | str | None, n_features: int | None, classes: Any
+    path: Path,
+    label: int | str | None,
+    n_features: int | None,
+    classes: Any,
+    sample_weight: int | str | None = None,
+    regression: bool = False,
 ) -> dict[str, Any]:
-    """``X``, and with a label column ``y``, ``classes`` and ``label_column``: the arguments and
-    the rule as :func:`fastbp.load` documents them."""
+    """``X``, and with a label column ``y``, ``classes`` and ``label_column`` (``regression``:
+    ``y`` float64 targets, no classes), with a ``sample_weight`` column ``sample_weight`` and
+    ``sample_weight_column``: the arguments and the rule as :func:`fastbp.load` documents them.
+    Indices count the file's columns, the weight column included."""
     rows = _read_rows(path)
     if not rows:
         raise ValueError("the file is empty")
@@ -76,30 +84,52 @@ def load_csv(
             raise ValueError(f"line {number} has {len(row)} fields, expected {width}")
     names = [field.strip() for field in header] if header is not None else None
     table = np.char.strip(np.array(data, dtype=str))
-    if n_features is not None and width == n_features:
+    weighted = None
+    if sample_weight is not None:
+        weighted = _given_column(sample_weight, width, names, "sample_weight")
+    if n_features is not None and width - (weighted is not None) == n_features:
         label = None
-    column = _label_column(label, table, names, classes)
-    features = [j for j in range(width) if j != column]
+    column = _label_column(label, table, names, classes, weighted, regression)
+    if column is not None and column == weighted:
+        raise ValueError(
+            f"the label column and the sample weight column are the same "
+            f"({_describe(column, width, names)}): give --label another column"
+        )
+    features = [j for j in range(width) if j not in (column, weighted)]
     if not features:
         raise ValueError("the file has no feature columns besides the labels")
-    out: dict[str, Any] = {"X": _numbers(table[:, features], header is not None, features, names)}
-    if column is not None:
-        labels = _label_values(table[:, column])
-        if labels is None:
-            raise ValueError(
-                f"the label column ({_describe(column, width, names)}) holds numbers that are "
-                f"not integers: it looks like a feature; {LABEL_HINT}"
-            )
-        out["y"], out["classes"] = encode_labels(labels, "the label column")
-        out["label_column"] = _describe(column, width, names)
+    has_header = header is not None
+    out: dict[str, Any] = {"X": _numbers(table[:, features], has_header, features, names)}
+    if weighted is not None:
+        weights = _numbers(table[:, [weighted]], has_header, [weighted], names)[:, 0]
+        where = _describe(weighted, width, names, "--sample-weight")
+        try:
+            out["sample_weight"] = check_sample_weight(weights, len(weights))
+        except ValueError as error:
+            raise ValueError(f"the sample weight column ({where}): {error}") from None
+        out["sample_weight_column"] = where
+    if column is None:
+        return out
+    out["label_column"] = _describe(column, width, names)
+    if regression:
+        out["y"] = _numbers(table[:, [column]], has_header, [column], names)[:, 0]
+        return out
+    labels = _label_values(table[:, column])
+    if labels is None:
+        raise ValueError(
+            f"the label column ({out['label_column']}) holds numbers that are not integers: it "
+            f"looks like a feature (or regression targets: --output identity); {LABEL_HINT}"
+        )
+    out["y"], out["classes"] = encode_labels(labels, "the label column")
     return out
 
 
-def _describe(column: int, width: int, names: list[str] | None) -> str:
-    """A column as messages name it: counted from 1, with its header name and --label index."""
+def _describe(column: int, width: int, names: list[str] | None, option: str = "--label") -> str:
+    """A column as messages name it: counted from 1, with its header name and the index that
+    ``option`` (--label, --sample-weight) takes."""
     name = f" {names[column]!r}" if names is not None else ""
     index = -1 if column == width - 1 else column
-    return f"column {column + 1}{name}, --label {index}"
+    return f"column {column + 1}{name}, {option} {index}"
 
 
 def _as_numbers(values: np.ndarray) -> np.ndarray | None:
@@ -131,58 +161,86 @@ def _looks_like_labels(values: np.ndarray) -> bool:
 
 
 def _label_column(
-    label: int | str | None, table: np.ndarray, names: list[str] | None, classes: Any
+    label: int | str | None,
+    table: np.ndarray,
+    names: list[str] | None,
+    classes: Any,
+    weighted: int | None,
+    regression: bool,
 ) -> int | None:
-    width = table.shape[1]
+    """The label column's index in the file: ``label`` given, or found by the rule of
+    ``label="auto"`` among the columns other than the sample weights' (``weighted``)."""
     if label is None:
         return None
-    if isinstance(label, str) and label == "auto" and (names is None or "auto" not in names):
-        return _auto_label_column(table, names, classes)
-    if isinstance(label, str):
+    if not (isinstance(label, str) and label == "auto" and (names is None or "auto" not in names)):
+        return _given_column(label, table.shape[1], names, "label")
+    return _auto_label_column(table, names, classes, regression, weighted)
+
+
+def _given_column(key: int | str, width: int, names: list[str] | None, what: str) -> int:
+    """The index of the column that ``key`` (a header name, or an index from 0, negative from
+    the end) names; errors name the argument ``what`` (label, sample_weight)."""
+    if isinstance(key, str):
         if names is None:
-            raise ValueError(f"label {label!r} names a column, but the file has no header row")
-        if label not in names:
-            raise ValueError(f"no column named {label!r}; the columns are {', '.join(names)}")
-        return names.index(label)
-    if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
-        raise TypeError(f"label must be a column name, an index or None, got {label!r}")
-    if not -width <= label < width:
-        raise ValueError(f"label column {label} is out of range for {width} columns")
-    return int(label) % width
+            raise ValueError(f"{what} {key!r} names a column, but the file has no header row")
+        if key not in names:
+            raise ValueError(f"no column named {key!r}; the columns are {', '.join(names)}")
+        return names.index(key)
+    if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+        choices = (
+            "a column name, an index or None" if what == "label" else "a column name or an index"
+        )
+        raise TypeError(f"{what} must be {choices}, got {key!r}")
+    if not -width <= key < width:
+        raise ValueError(f"{what} column {key} is out of range for {width} columns")
+    return int(key) % width
 
 
-def _auto_label_column(table: np.ndarray, names: list[str] | None, classes: Any) -> int:
-    """The label column by the rule of :func:`load`'s ``label="auto"``."""
+def _auto_label_column(
+    table: np.ndarray,
+    names: list[str] | None,
+    classes: Any,
+    regression: bool,
+    weighted: int | None = None,
+) -> int:
+    """The label column by the rule of :func:`load`'s ``label="auto"``, among the columns other
+    than the sample weights' (``weighted``); regression targets only by a header name."""
     width = table.shape[1]
+    candidates = [j for j in range(width) if j != weighted]
     if names is not None:
-        named = [j for j, name in enumerate(names) if name.lower() in LABEL_NAMES]
+        named = [j for j in candidates if names[j].lower() in LABEL_NAMES]
         if len(named) == 1:
             return named[0]
         if named:
             columns = ", ".join(repr(names[j]) for j in named)
             raise ValueError(f"the columns {columns} could each be the labels; {LABEL_HINT}")
-    last = width - 1
-    if width == 1:
+    if regression:
+        raise ValueError(
+            "no column is named label, labels, target, class or y, and a column of regression "
+            f"targets is not guessed; {LABEL_HINT}"
+        )
+    first, last = candidates[0], candidates[-1]
+    if first == last:
         return last
-    words = [j for j in (0, last) if _as_numbers(table[:, j]) is None]
+    words = [j for j in (first, last) if _as_numbers(table[:, j]) is None]
     if len(words) == 1:  # a column of words is no feature: it is the labels
         return words[0]
     if classes is not None:  # a model's classes settle it when one column holds only them
-        known = [j for j in (0, last) if _among(table[:, j], np.asarray(classes))]
+        known = [j for j in (first, last) if _among(table[:, j], np.asarray(classes))]
         if len(known) == 1:
             return known[0]
-    first_ok, last_ok = _looks_like_labels(table[:, 0]), _looks_like_labels(table[:, last])
+    first_ok, last_ok = _looks_like_labels(table[:, first]), _looks_like_labels(table[:, last])
     if first_ok and last_ok:
         raise ValueError(
-            f"the first column ({_describe(0, width, names)}) and the last "
+            f"the first column ({_describe(first, width, names)}) and the last "
             f"({_describe(last, width, names)}) both look like labels; {LABEL_HINT}"
         )
     if first_ok or last_ok:
-        return 0 if first_ok else last
+        return first if first_ok else last
     raise ValueError(
-        f"neither the first column ({_describe(0, width, names)}: {_why_not(table[:, 0])}) nor "
-        f"the last ({_describe(last, width, names)}: {_why_not(table[:, last])}) looks like "
-        f"labels; {LABEL_HINT}"
+        f"neither the first column ({_describe(first, width, names)}: "
+        f"{_why_not(table[:, first])}) nor the last ({_describe(last, width, names)}: "
+        f"{_why_not(table[:, last])}) looks like labels; {LABEL_HINT}"
     )
 
 

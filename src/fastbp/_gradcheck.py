@@ -22,7 +22,7 @@ from ._inputs import (
     prepare_examples,
     prepare_theta,
 )
-from ._layout import layer_shapes, pack, validate_layer_sizes
+from ._layout import IDENTITY, layer_shapes, names_of, network, pack
 from ._plan import evaluate
 
 __all__ = ["THRESHOLD", "GradientCheck", "check_gradient", "numerical_gradient", "scaled_steps"]
@@ -95,7 +95,9 @@ def _steps(eps: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 def scaled_steps(X: np.ndarray, layer_sizes: tuple[int, ...], eps: float = EPS) -> np.ndarray:
     """One central-difference step per weight: ε / max(1, max_i |x_ij|) for a first-layer weight
-    of input j, ε for every other weight (it multiplies 1 or a sigmoid's output).
+    of input j, ε for every other weight (it multiplies 1 or a hidden unit's output: a sigmoid's
+    lies in [0, 1], a tanh's in [−1, 1]; ReLU and identity units are not bounded, but stay of
+    the inputs' size on the few examples a check uses).
 
     The truncation error of a central difference grows with the third derivative, and along a
     first-layer weight of input j that scales with |x_j|³: a fixed ε = 1e-4 on features in the
@@ -114,7 +116,8 @@ class GradientCheck:
 
     ``relative_difference`` is ‖a − n‖₂ / ‖a + n‖₂ (0 when both are zero); ``passed`` is whether
     it is at most ``threshold`` (default :data:`THRESHOLD`, 1e-7: a correct gradient gives
-    1e-11 … 1e-8 in float64).
+    1e-11 … 1e-8 in float64). ``activation`` (one name per hidden layer) and ``output`` are the
+    network's.
     """
 
     analytic: np.ndarray
@@ -124,6 +127,15 @@ class GradientCheck:
     lam: float
     m: int
     threshold: float = THRESHOLD
+    activation: tuple[str, ...] = ()
+    output: str = "sigmoid"
+
+    def _network(self) -> str:
+        """The network's functions for the report (", hidden tanh, output softmax"); nothing for
+        the course's network, all sigmoid."""
+        if set(self.activation) <= {"sigmoid"} and self.output == "sigmoid":
+            return ""
+        return f", hidden {'/'.join(self.activation) or '-'}, output {self.output}"
 
     @property
     def passed(self) -> bool:
@@ -135,7 +147,7 @@ class GradientCheck:
         verdict = "passes" if self.passed else "FAILS"
         return (
             f"Gradient check: layers {self.layer_sizes}, λ = {self.lam:g}, m = {self.m}, "
-            f"{self.analytic.size} parameters\n"
+            f"{self.analytic.size} parameters{self._network()}\n"
             f"  relative difference ‖a − n‖₂ / ‖a + n‖₂ = {self.relative_difference:.3e} "
             f"({verdict}: threshold {self.threshold:g})\n"
             f"  largest |a − n| = {difference[worst]:.3e} at θ[{worst}]: "
@@ -145,13 +157,24 @@ class GradientCheck:
     def __repr__(self) -> str:
         return (
             f"GradientCheck(relative_difference={self.relative_difference:.3e}, "
-            f"passed={self.passed}, layer_sizes={self.layer_sizes}, lam={self.lam:g}, m={self.m})"
+            f"passed={self.passed}, layer_sizes={self.layer_sizes}, lam={self.lam:g}, m={self.m}, "
+            f"activation={self.activation}, output={self.output!r})"
         )
 
 
 def _debug_values(n: int) -> np.ndarray:
     """sin(1), …, sin(n) divided by 10: the course's ``debugInitializeWeights`` values."""
     return np.sin(np.arange(1, n + 1, dtype=np.float64)) / 10
+
+
+def _debug_problem(sizes: tuple[int, ...], output: int) -> tuple[np.ndarray, np.ndarray]:
+    """The debug problem's X and y for a network: labels (1 … 5) mod K, or for the identity
+    output float targets sin(1 … 5K)/10 unrolled column-major."""
+    K = sizes[-1]
+    X = _debug_values(DEBUG_EXAMPLES * sizes[0]).reshape((DEBUG_EXAMPLES, sizes[0]), order="F")
+    if output == IDENTITY:
+        return X, _debug_values(DEBUG_EXAMPLES * K).reshape((DEBUG_EXAMPLES, K), order="F")
+    return X, np.arange(1, DEBUG_EXAMPLES + 1) % (2 if K == 1 else K)
 
 
 def check_gradient(
@@ -162,6 +185,9 @@ def check_gradient(
     theta: Any = None,
     *,
     threshold: float = THRESHOLD,
+    activation: str | Sequence[str] = "sigmoid",
+    output: str = "sigmoid",
+    sample_weight: Any = None,
 ) -> GradientCheck:
     """Compare the backpropagation gradient of J with central differences, in float64.
 
@@ -172,22 +198,31 @@ def check_gradient(
 
     With no data, builds the course's debug problem (``checkNNGradients``): for ``layer_sizes``
     (default (3, 5, 3)) 5 examples with X = sin(1 … 5·s_1)/10 unrolled column-major and labels
-    y = (1 … 5) mod K. ``theta`` defaults to the debug weights sin(1 … n)/10 of every Θ^(l),
-    unrolled column-major like the course's. With data, ``X``, ``y`` (as for
-    :func:`fastbp.cost_and_grad`) and ``layer_sizes`` are all needed; every parameter costs two
-    cost evaluations, so use a few examples of a large data set.
+    y = (1 … 5) mod K (for the identity output, float targets sin(1 … 5K)/10 alike).
+    ``theta`` defaults to the debug weights sin(1 … n)/10 of every Θ^(l), unrolled column-major
+    like the course's. With data, ``X``, ``y`` (as for :func:`fastbp.cost_and_grad`) and
+    ``layer_sizes`` are all needed; every parameter costs two cost evaluations, so use a few
+    examples of a large data set.
+
+    ``activation``, ``output`` and ``sample_weight`` are those of :func:`fastbp.cost_and_grad`.
+    With ReLU hidden units the check holds away from the kink at z = 0, where J has no
+    derivative: a pre-activation within a step of 0 makes a central difference straddle the
+    kink and average the two slopes, while backpropagation takes the slope of z > 0 or z ≤ 0.
+    The debug problem's pre-activations are far from 0; on real data, with many examples or
+    units, a failure of a ReLU network with ``relative_difference`` near the threshold is more
+    likely that than a wrong gradient (check again at another θ or on other examples).
     """
     if (X is None) != (y is None):
         raise ValueError("X and y go together: pass both, or neither for the debug problem")
     if X is None:
-        sizes = validate_layer_sizes(DEBUG_LAYER_SIZES if layer_sizes is None else layer_sizes)
-        K = sizes[-1]
-        X = _debug_values(DEBUG_EXAMPLES * sizes[0]).reshape((DEBUG_EXAMPLES, sizes[0]), order="F")
-        y = np.arange(1, DEBUG_EXAMPLES + 1) % (2 if K == 1 else K)
+        sizes, functions = network(
+            DEBUG_LAYER_SIZES if layer_sizes is None else layer_sizes, activation, output
+        )
+        X, y = _debug_problem(sizes, functions[-1])
     elif layer_sizes is None:
         raise ValueError("layer_sizes is needed with X and y, e.g. (X.shape[1], 25, K)")
     else:
-        sizes = validate_layer_sizes(layer_sizes)
+        sizes, functions = network(layer_sizes, activation, output)
     if theta is None:
         theta = pack(
             [_debug_values(r * c).reshape((r, c), order="F") for r, c in layer_shapes(sizes)]
@@ -197,7 +232,8 @@ def check_gradient(
     if not (math.isfinite(threshold) and threshold >= 0):
         raise ValueError(f"threshold must be finite and >= 0, got {threshold!r}")
     theta = prepare_theta(theta, sizes, np.dtype(np.float64))
-    data = prepare_examples(X, y, sizes).converted(np.dtype(np.float64))
+    data = prepare_examples(X, y, sizes, functions=functions, sample_weight=sample_weight)
+    data = data.converted(np.dtype(np.float64))
     analytic = evaluate(theta, data, lam, want_grad=True)[1]
     steps = scaled_steps(dense(data.X), sizes)
     numerical = numerical_gradient(
@@ -206,4 +242,7 @@ def check_gradient(
     norm_sum = float(np.linalg.norm(analytic + numerical))
     norm_difference = float(np.linalg.norm(analytic - numerical))
     relative = norm_difference / norm_sum if norm_sum > 0 else norm_difference
-    return GradientCheck(analytic, numerical, relative, sizes, lam, data.m, threshold)
+    hidden, output_name = names_of(functions)
+    return GradientCheck(
+        analytic, numerical, relative, sizes, lam, data.m, threshold, hidden, output_name
+    )

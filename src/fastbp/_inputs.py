@@ -468,13 +468,13 @@ def check_probability_rows(y: np.ndarray, rows: int, first_row: int) -> None:
     """Each row of softmax targets sums to 1, to √eps of y's float dtype (float64 otherwise)."""
     tolerance = np.sqrt(np.finfo(float_dtype(y)).eps)
     for start in range(0, y.shape[0], rows):
-        sums = np.sum(y[start : start + rows], axis=1, dtype=np.float64)
+        sums = np.asarray(np.sum(y[start : start + rows], axis=1, dtype=np.float64))
         bad = np.flatnonzero(np.abs(sums - 1.0) > tolerance)
         if bad.size:
             i = int(bad[0])
             raise ValueError(
                 f"float targets y for output='softmax' must be probability rows summing to 1, "
-                f"but row {start + i + first_row} sums to {sums[i]!r}; pass labels 0 … K−1 "
+                f"but row {start + i + first_row} sums to {float(sums[i])!r}; pass labels 0 … K−1 "
                 "instead of a one-hot matrix, or normalize the rows"
             )
 

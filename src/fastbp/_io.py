@@ -7,7 +7,11 @@
 - ``"classes"``: the original label of each output unit (the course's 1 … K for .mat files);
 - ``"thetas"``: the weight matrices Θ^(1), Θ^(2), …; ``"theta"``: the same, flat (C order);
 - ``"layer_sizes"``: the sizes the weights imply; ``"lam"``: λ of a saved model;
-- ``"x_mean"``, ``"x_scale"``: a saved model's feature standardization (``fit(..., scale=True)``).
+- ``"activation"`` (a tuple, one name per hidden layer), ``"output"``: the network's functions,
+  for any weights (sigmoid for the course's files and for models saved before fastbp recorded
+  them); ``"y_ndim"``: the dimensions of a saved model's training y, when recorded;
+- ``"x_mean"``, ``"x_scale"``: a saved model's feature standardization (``fit(..., scale=True)``);
+- ``"sample_weight"``: a .csv file's column of sample weights (``sample_weight=``).
 """
 
 from __future__ import annotations
@@ -23,14 +27,32 @@ import numpy as np
 
 from ._csv import load_csv
 from ._inputs import check_lam, encode_labels, prepare_theta
-from ._layout import check_chain, layer_sizes_of, pack, unpack, validate_layer_sizes
+from ._layout import (
+    check_chain,
+    layer_sizes_of,
+    names_of,
+    network,
+    pack,
+    unpack,
+    validate_layer_sizes,
+)
+from ._model import FitResult
 from ._scaling import check_scaling
-from ._workflow import FitResult
 
 __all__ = ["load", "save"]
 
 SUFFIXES = (".mat", ".npz", ".csv")
-MODEL_KEYS = ("theta", "layer_sizes", "classes", "lam", "x_mean", "x_scale")
+MODEL_KEYS = (
+    "theta",
+    "layer_sizes",
+    "classes",
+    "lam",
+    "x_mean",
+    "x_scale",
+    "activation",
+    "output",
+    "y_ndim",
+)
 _THETA_KEY = re.compile(r"Theta(\d+)$")
 
 
@@ -40,6 +62,8 @@ def load(
     label: int | str | None = "auto",
     n_features: int | None = None,
     classes: Any = None,
+    sample_weight: int | str | None = None,
+    regression: bool = False,
 ) -> dict[str, Any]:
     """Read a data or model file into a dict (see the module docstring for the keys).
 
@@ -51,7 +75,9 @@ def load(
       0 … max(y).
     - ``.npz``: ``X`` and ``y`` (class labels, encoded as indices into ``classes = np.unique(y)``
       unless the file has ``classes``; or (m, K) float targets), or a model written by
-      :func:`save` (``theta``, ``layer_sizes``, ``classes``, ``lam``, ``x_mean``, ``x_scale``).
+      :func:`save` (``theta``, ``layer_sizes``, ``classes``, ``lam``, ``x_mean``, ``x_scale``,
+      ``activation``, ``output``, ``y_ndim``; a model saved before ``activation`` and ``output``
+      were recorded loads as sigmoid throughout, what it was trained as).
     - ``.csv``: one example per row, an optional header row; the delimiter (comma, semicolon,
       tab or ``|``) is detected. ``label`` picks the label column: a header name, an index
       (from 0; −1 is the last) or None (no label column). The default, ``"auto"``, takes the
@@ -63,7 +89,15 @@ def load(
       exactly this many columns, it has no label column. ``classes``: the labels a model knows;
       of the first and the last column, the only one whose values are all among them is taken
       (before the rule above). Labels are numbers or strings; ``classes = np.unique(labels)``.
-      ``label``, ``n_features`` and ``classes`` are for .csv only.
+      ``sample_weight``: a column of sample weights (a header name or an index from 0, like
+      ``label``; numbers ≥ 0, not all 0), returned as ``"sample_weight"`` and left out of the
+      features and of the label rule; indices count every column of the file. ``label``,
+      ``n_features``, ``classes`` and ``sample_weight`` are for .csv only.
+
+    ``regression=True`` reads y as numbers to fit (the identity output), not as class labels:
+    the .csv label column (found by its header name or given by ``label``; never guessed from
+    its values) as float64, an .npz's y or a .mat's y as they are (float64; a .mat's (m, 1)
+    column as (m,)), without ``classes``.
 
     Raises FileNotFoundError for a missing file and ValueError (naming the file) for an unknown
     suffix, an unreadable file, a missing key, a wrong shape or a bad label.
@@ -78,11 +112,16 @@ def load(
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     try:
+        if sample_weight is not None and suffix != ".csv":
+            raise ValueError(
+                f"sample_weight names a .csv column, but this is a {suffix} file: pass the "
+                "weights to fastbp.fit yourself"
+            )
         if suffix == ".mat":
-            return _load_mat(path)
+            return _load_mat(path, regression)
         if suffix == ".npz":
-            return _load_npz(path)
-        return load_csv(path, label, n_features, classes)
+            return _load_npz(path, regression)
+        return load_csv(path, label, n_features, classes, sample_weight, regression)
     except (ValueError, TypeError) as error:
         message = str(error)
         if message.startswith(f"{path}: "):
@@ -91,12 +130,15 @@ def load(
 
 
 def save(path: str | os.PathLike[str], model: FitResult | Mapping[str, Any]) -> Path:
-    """Write a model ``.npz`` with ``theta``, ``layer_sizes``, ``classes`` and ``lam``, and the
-    feature standardization ``x_mean``, ``x_scale`` of a model trained with ``scale=True``.
+    """Write a model ``.npz`` with ``theta``, ``layer_sizes``, ``classes``, ``lam``, the
+    network's ``activation`` (one name per hidden layer) and ``output``, ``y_ndim`` (the
+    training y's dimensions) and the feature standardization ``x_mean``, ``x_scale`` of a model
+    trained with ``scale=True``.
 
     ``model`` is a :class:`fastbp.FitResult`, or a mapping with ``theta`` and ``layer_sizes``
-    (and optionally ``classes``, ``lam``, ``x_mean`` and ``x_scale``), such as a dict from
-    :func:`load`. :func:`load` reads the file back. Returns the path written.
+    (and optionally ``classes``, ``lam``, ``x_mean``, ``x_scale``, ``activation``, ``output``
+    (sigmoid when absent or None) and ``y_ndim``), such as a dict from :func:`load`.
+    :func:`load` reads the file back. Returns the path written.
     """
     path = Path(path)
     if path.suffix.lower() != ".npz":
@@ -109,6 +151,9 @@ def save(path: str | os.PathLike[str], model: FitResult | Mapping[str, Any]) -> 
             "lam": model.lam,
             "x_mean": model.x_mean,
             "x_scale": model.x_scale,
+            "activation": model.activation,
+            "output": model.output,
+            "y_ndim": model.y_ndim,
         }
     elif isinstance(model, Mapping):
         missing = [key for key in ("theta", "layer_sizes") if key not in model]
@@ -117,15 +162,24 @@ def save(path: str | os.PathLike[str], model: FitResult | Mapping[str, Any]) -> 
         fields = {key: model.get(key) for key in MODEL_KEYS}
     else:
         raise TypeError(f"model must be a FitResult or a mapping, got {type(model).__name__}")
-    sizes = validate_layer_sizes(fields["layer_sizes"])
+    activation = "sigmoid" if fields["activation"] is None else fields["activation"]
+    output = "sigmoid" if fields["output"] is None else fields["output"]
+    sizes, functions = network(fields["layer_sizes"], activation, output)
+    hidden, output = names_of(functions)
     arrays: dict[str, np.ndarray] = {
         "theta": prepare_theta(fields["theta"], sizes, None),
         "layer_sizes": np.array(sizes, dtype=np.int64),
+        "activation": np.array(hidden, dtype=str).reshape(len(hidden)),
+        "output": np.array(output),
     }
+    if fields["y_ndim"] is not None:
+        arrays["y_ndim"] = np.array(_y_ndim(fields["y_ndim"], sizes, output), dtype=np.int64)
     if fields["classes"] is not None:
         classes = np.asarray(fields["classes"])
         if classes.dtype.kind == "O":
             raise TypeError("classes must be numbers or strings, not Python objects")
+        if output == "identity":
+            raise ValueError("a model with output='identity' is a regressor: it has no classes")
         arrays["classes"] = classes
     if fields["lam"] is not None:
         arrays["lam"] = np.array(check_lam(fields["lam"]))
@@ -146,8 +200,49 @@ def _weights(thetas: list[np.ndarray], names: list[str]) -> dict[str, Any]:
             )
     check_chain(thetas, names)
     theta = pack(thetas)
-    sizes = validate_layer_sizes(layer_sizes_of(thetas))
-    return {"thetas": unpack(theta, sizes), "theta": theta, "layer_sizes": sizes}
+    sizes, functions = network(layer_sizes_of(thetas))  # the course's: all sigmoid
+    hidden, output = names_of(functions)
+    return {
+        "thetas": unpack(theta, sizes),
+        "theta": theta,
+        "layer_sizes": sizes,
+        "activation": hidden,
+        "output": output,
+    }
+
+
+def _functions(arrays: Mapping[str, np.ndarray], layer_sizes: tuple[int, ...]) -> dict[str, Any]:
+    """A saved model's ``activation`` (a tuple) and ``output``, checked against its layers; a
+    model saved before fastbp recorded them is all sigmoid."""
+    activation: Any = "sigmoid"
+    if "activation" in arrays:
+        names = arrays["activation"]
+        if names.ndim != 1 or names.dtype.kind != "U":
+            raise ValueError(f"activation must be a 1-D array of names, got {names!r}")
+        activation = names.tolist()
+    output: Any = "sigmoid"
+    if "output" in arrays:
+        name = arrays["output"]
+        if name.ndim != 0 or name.dtype.kind != "U":
+            raise ValueError(f"output must be a name, got {name!r}")
+        output = str(name)
+    hidden, output = names_of(network(layer_sizes, activation, output)[1])
+    out: dict[str, Any] = {"activation": hidden, "output": output}
+    if "y_ndim" in arrays:
+        y_ndim = arrays["y_ndim"]
+        if y_ndim.ndim != 0 or y_ndim.dtype.kind not in "iu":
+            raise ValueError(f"y_ndim must be an integer, got {y_ndim!r}")
+        out["y_ndim"] = _y_ndim(int(y_ndim), layer_sizes, output)
+    return out
+
+
+def _y_ndim(y_ndim: Any, layer_sizes: tuple[int, ...], output: str) -> int:
+    """A model's ``y_ndim`` checked: 1 (a label vector, or one target per example) or 2."""
+    if isinstance(y_ndim, bool) or y_ndim not in (1, 2):
+        raise ValueError(f"y_ndim must be 1 or 2, got {y_ndim!r}")
+    if y_ndim == 1 and output == "identity" and layer_sizes[-1] != 1:
+        raise ValueError(f"y_ndim 1 needs one output unit, but layer_sizes are {layer_sizes}")
+    return int(y_ndim)
 
 
 def _check_examples(out: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +260,7 @@ def _check_examples(out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _load_mat(path: Path) -> dict[str, Any]:
+def _load_mat(path: Path, regression: bool) -> dict[str, Any]:
     from scipy.io import loadmat
     from scipy.io.matlab import MatReadError
 
@@ -189,7 +284,9 @@ def _load_mat(path: Path) -> dict[str, Any]:
         out.update(_weights([np.asarray(contents[name]) for name in names], names))
     if "X" in contents:
         out["X"] = contents["X"]
-    if "y" in contents:
+    if "y" in contents and regression:
+        out["y"] = _regression_targets(np.asarray(contents["y"]), column=True)
+    elif "y" in contents:
         K = out["layer_sizes"][-1] if "layer_sizes" in out else None
         out["y"], out["classes"] = _course_labels(np.asarray(contents["y"]), K)
     if not out:
@@ -221,7 +318,20 @@ def _course_labels(y: np.ndarray, K: int | None) -> tuple[np.ndarray, np.ndarray
     return labels - first, np.arange(first, K + first, dtype=np.int64)
 
 
-def _load_npz(path: Path) -> dict[str, Any]:
+def _regression_targets(y: np.ndarray, column: bool = False) -> np.ndarray:
+    """y as float64 regression targets, (m,) or (m, K); ``column``: an (m, 1) y (what a .mat
+    file holds for a vector) as (m,)."""
+    if y.dtype.kind not in "biuf" or y.ndim not in (1, 2):
+        raise ValueError(
+            f"regression targets y must be real numbers of shape (m,) or (m, K), got {y.dtype} "
+            f"of shape {y.shape}"
+        )
+    if column and y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    return y.astype(np.float64)
+
+
+def _load_npz(path: Path, regression: bool) -> dict[str, Any]:
     if not zipfile.is_zipfile(path):
         raise ValueError("not a .npz file (np.savez writes a zip archive)")
     try:
@@ -241,6 +351,7 @@ def _load_npz(path: Path) -> dict[str, Any]:
         sizes = validate_layer_sizes(tuple(int(s) for s in sizes))
         theta = prepare_theta(arrays["theta"], sizes, None)
         out.update(theta=theta, layer_sizes=sizes, thetas=unpack(theta, sizes))
+        out.update(_functions(arrays, sizes))
     if "lam" in arrays:
         out["lam"] = check_lam(arrays["lam"].item() if arrays["lam"].size == 1 else arrays["lam"])
     if "x_mean" in arrays or "x_scale" in arrays:
@@ -255,7 +366,9 @@ def _load_npz(path: Path) -> dict[str, Any]:
         out["classes"] = classes
     if "X" in arrays:
         out["X"] = arrays["X"]
-    if "y" in arrays:
+    if "y" in arrays and regression:
+        out["y"] = _regression_targets(arrays["y"])
+    elif "y" in arrays:
         out.update(_npz_targets(arrays["y"], out.get("classes")))
     if not out:
         raise ValueError(
@@ -264,6 +377,8 @@ def _load_npz(path: Path) -> dict[str, Any]:
         )
     if "layer_sizes" in out and "classes" in out:
         K = out["layer_sizes"][-1]
+        if out["output"] == "identity":
+            raise ValueError("a model with output='identity' is a regressor: it has no classes")
         if len(out["classes"]) != (2 if K == 1 else K):
             raise ValueError(f"{len(out['classes'])} classes do not match K = {K} output units")
     return _check_examples(out)

@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "HIDDEN",
     "OUTPUTS",
+    "check_output",
     "functions_of",
     "layer_shapes",
     "layer_table",
@@ -95,14 +96,20 @@ def functions_of(activation: Any, output: Any, layer_sizes: Sequence[int]) -> tu
         if not isinstance(name, str) or name not in HIDDEN:
             raise ValueError(f"activation must be one of {tuple(HIDDEN)}, got {name!r}")
         codes.append(HIDDEN[name])
-    if not isinstance(output, str) or output not in OUTPUTS:
-        raise ValueError(f"output must be one of {tuple(OUTPUTS)}, got {output!r}")
+    check_output(output)
     if output == "softmax" and sizes[-1] < 2:
         raise ValueError(
             f"output='softmax' needs at least 2 output units, but layer_sizes {sizes} has 1: "
             "use output='sigmoid' for one unit"
         )
     return (*codes, OUTPUTS[output])
+
+
+def check_output(output: Any) -> str:
+    """``output``, a name of :data:`OUTPUTS`, or ValueError naming the argument."""
+    if not isinstance(output, str) or output not in OUTPUTS:
+        raise ValueError(f"output must be one of {tuple(OUTPUTS)}, got {output!r}")
+    return output
 
 
 def network(

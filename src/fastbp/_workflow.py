@@ -1,11 +1,11 @@
-"""The course's workflow around the objective: initialization, training, prediction.
+"""The course's workflow around the objective: initialization and training.
 
     θ₀ = init_weights(layer_sizes)          random weights in [−ε, ε], ε = √6 / √(s_l + s_{l+1})
     model = fit(X, y, hidden_layer_sizes)   scipy.optimize.minimize over Objective
-    model.predict(X)                        the original labels
+    model.predict(X)                        the original labels (``_model``)
 
-Gradient checking is in ``_gradcheck``. Everything here calls the public wrappers of
-:mod:`fastbp._objective`; nothing touches a kernel.
+Gradient checking is in ``_gradcheck``, the trained model and prediction in ``_model``.
+Everything here calls the public wrappers of :mod:`fastbp._objective`; nothing touches a kernel.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,21 +27,15 @@ from ._inputs import (
     positive_number,
     prepare_theta,
 )
-from ._layout import layer_shapes, pack, validate_layer_sizes
-from ._objective import Objective, predict_proba
+from ._layout import check_output, layer_shapes, pack, validate_layer_sizes
+from ._model import FitResult
+from ._objective import Objective
 from ._scaling import apply_scaling, feature_scaling
 
 if TYPE_CHECKING:  # scipy.optimize is imported on first use: it doubles `import fastbp`'s time
     from scipy.optimize import OptimizeResult
 
-__all__ = [
-    "FitResult",
-    "fit",
-    "init_weights",
-    "predict",
-    "sigmoid",
-    "sigmoid_gradient",
-]
+__all__ = ["fit", "init_weights", "sigmoid", "sigmoid_gradient"]
 
 
 def _float_array(z: Any, name: str) -> np.ndarray:
@@ -111,89 +104,38 @@ def init_weights(
     return pack(thetas).astype(dtype)
 
 
-def predict(theta: Any, X: Any, layer_sizes: Sequence[int]) -> np.ndarray:
-    """The output unit with the largest h_Θ(x) for every row of X: int64 labels 0 … K−1.
+def _targets(y: Any, output: str) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """(targets for the Objective, classes or None, K outputs) for :func:`fit`'s ``y``.
 
-    With one output unit (K = 1) the label is 1 where h_Θ(x) ≥ 0.5, else 0. Runs the compiled
-    forward pass of :func:`fastbp.predict_proba`.
+    Class labels give ``classes = np.unique(y)`` and K = len(classes) outputs (one sigmoid unit
+    for two classes; softmax always has one unit per class); float matrices are used as they
+    are; the identity output takes float targets only, (m,) or (m, K), and has no classes.
     """
-    proba = predict_proba(theta, X, layer_sizes)
-    if proba.shape[1] == 1:
-        return (proba[:, 0] >= 0.5).astype(np.int64)
-    return np.argmax(proba, axis=1).astype(np.int64)
-
-
-def _targets(y: Any) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """(targets for the Objective, classes or None, K outputs) for :func:`fit`'s ``y``."""
     y = np.asarray(from_table(y, "y"))
+    if output == "identity":
+        if y.dtype.kind != "f" or y.ndim not in (1, 2):
+            raise TypeError(
+                "output='identity' fits float targets of shape (m,) or (m, K), but y has dtype "
+                f"{y.dtype} and shape {y.shape}: pass y.astype(float) to fit these numbers, or "
+                "a classification output ('sigmoid', 'softmax') for class labels"
+            )
+        return y, None, 1 if y.ndim == 1 else y.shape[1]
     if y.ndim == 2 and y.shape[1] == 1 and y.dtype.kind in "biu":
         y = y[:, 0]  # an integer column of labels, as scipy.io.loadmat returns them
     if y.ndim == 2:
         check_real(y, "y")
         return y, None, y.shape[1]
-    indices, classes = encode_labels(y)
+    try:
+        indices, classes = encode_labels(y)
+    except ValueError as error:
+        if y.dtype.kind != "f":
+            raise
+        raise ValueError(
+            f"{error}; for regression on these numbers pass output='identity'"
+        ) from None
     if len(classes) < 2:
         raise ValueError(f"y holds a single class ({classes[0]!r}): at least 2 are needed")
-    return indices, classes, 1 if len(classes) == 2 else len(classes)
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class FitResult:
-    """A trained network and how it was trained (see :func:`fit`).
-
-    Fields: ``theta`` (flat weights, float64), ``layer_sizes``, ``classes`` (the original label
-    of each output unit; with one output unit the two labels, the unit giving the probability of
-    ``classes[1]``; None for float targets), ``lam``, ``history`` (J after every iteration),
-    ``result`` (scipy's OptimizeResult: status, message, nit, nfev, …), ``time`` (seconds in the
-    optimizer), ``interrupted`` (True when Ctrl-C stopped the training; ``theta`` is then the
-    best θ evaluated so far), and ``x_mean``, ``x_scale`` (the features' standardization of
-    ``fit(..., scale=True)``, applied by ``predict`` and ``predict_proba``; else None).
-    """
-
-    theta: np.ndarray
-    layer_sizes: tuple[int, ...]
-    classes: np.ndarray | None
-    lam: float
-    history: np.ndarray
-    result: OptimizeResult
-    time: float
-    interrupted: bool
-    x_mean: np.ndarray | None = None
-    x_scale: np.ndarray | None = None
-
-    def scaled(self, X: Any) -> Any:
-        """X as the network sees it: (X − x_mean) / x_scale for a model trained with
-        ``scale=True``, else X itself."""
-        return apply_scaling(X, self.x_mean, self.x_scale)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Probabilities, one column per entry of ``classes`` ((m, 2) for two classes).
-
-        For float targets (``classes`` None): the (m, K) output activations h_Θ(x). X is
-        standardized as in training first (``scaled``).
-        """
-        proba = predict_proba(self.theta, self.scaled(X), self.layer_sizes)
-        if self.classes is not None and proba.shape[1] == 1:
-            return np.hstack([1 - proba, proba])
-        return proba
-
-    def predict(self, X: Any) -> np.ndarray:
-        """The predicted original label of every row of X.
-
-        For float targets (``classes`` None): an (m, K) int64 0/1 matrix, 1 where h_Θ(x) ≥ 0.5.
-        """
-        X = self.scaled(X)
-        if self.classes is None:
-            return (predict_proba(self.theta, X, self.layer_sizes) >= 0.5).astype(np.int64)
-        return self.classes[predict(self.theta, X, self.layer_sizes)]
-
-    def __repr__(self) -> str:
-        J = self.history[-1] if self.history.size else float(self.result.fun)
-        return (
-            f"FitResult(layer_sizes={self.layer_sizes}, lam={self.lam:g}, "
-            f"iterations={len(self.history)}, J={J:.6g}, time={self.time:.3g} s, "
-            f"scaled={self.x_mean is not None}, interrupted={self.interrupted})"
-        )
+    return indices, classes, 1 if len(classes) == 2 and output == "sigmoid" else len(classes)
 
 
 class _Tracker:
@@ -244,14 +186,17 @@ class _Tracker:
         return on_iteration
 
 
-def _objective_for(X: Any, targets: np.ndarray, sizes: tuple[int, ...], lam: float) -> Any:
+def _objective_for(
+    X: Any, targets: np.ndarray, sizes: tuple[int, ...], lam: float, **options: Any
+) -> Any:
     """An Objective, or a DaskObjective on the current client when X is a dask array (X stays
-    on the workers; each call moves only θ and the partial sums)."""
+    on the workers; each call moves only θ and the partial sums). ``options``: activation,
+    output and sample_weight."""
     if is_dask_array(X):
         from .dask import DaskObjective
 
-        return DaskObjective(X, targets, sizes, lam)
-    return Objective(X, targets, sizes, lam)
+        return DaskObjective(X, targets, sizes, lam, **options)
+    return Objective(X, targets, sizes, lam, **options)
 
 
 def fit(
@@ -260,6 +205,9 @@ def fit(
     hidden_layer_sizes: Sequence[int] = (25,),
     *,
     lam: float = 1.0,
+    activation: str | Sequence[str] = "sigmoid",
+    output: str = "sigmoid",
+    sample_weight: Any = None,
     maxiter: int = 400,
     method: str = "L-BFGS-B",
     theta0: Any = None,
@@ -280,6 +228,23 @@ def fit(
     a single output unit for 2 classes; a float target matrix of shape (m, K) in [0, 1] gives K
     outputs (multi-label). The computation runs in X's dtype when it is float32 or float64, else
     float64 (see :class:`fastbp.Objective`); θ itself is float64 (scipy's).
+
+    ``activation`` (the hidden layers': ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"identity"``,
+    or one name per hidden layer) and ``output`` are those of :func:`fastbp.cost_and_grad`:
+
+    - ``"sigmoid"`` (the default): independent sigmoid units with the cross-entropy, the course's
+      network. It stays the default for every number of classes, so that ``fit`` gives the same
+      θ as before these options existed; choose ``output="softmax"`` for mutually exclusive
+      classes.
+    - ``"softmax"``: one unit per class, even for 2 classes (no single-unit shortcut), and the
+      categorical cross-entropy; float targets must be probability rows.
+    - ``"identity"``: regression with the squared error. y holds float targets, (m,) or (m, K)
+      (integer labels are a TypeError: pass ``y.astype(float)`` to fit such numbers); there are
+      no classes, ``predict`` returns the values in the shape of y and ``predict_proba`` raises.
+
+    ``sample_weight``: (m,) weights s_i ≥ 0, not all zero; J is then the weighted mean
+    (1/S) Σ s_i cost_i + (λ/2S) Σ Θ², S = Σ s_i (scikit-learn's definition), and ``history``
+    holds that J. ``scale=True``'s standardization stays unweighted.
 
     ``theta0`` defaults to :func:`init_weights` with ``seed``. ``maxiter``, ``method`` and
     ``tol`` go to scipy (any method that uses the gradient; TNC, which has no iteration limit,
@@ -305,7 +270,8 @@ def fit(
     from scipy.optimize import OptimizeResult, minimize
     from threadpoolctl import threadpool_limits
 
-    targets, classes, K = _targets(y)
+    output = check_output(output)
+    targets, classes, K = _targets(y, output)
     if isinstance(hidden_layer_sizes, (int, np.integer)):
         raise TypeError(
             f"hidden_layer_sizes must be a sequence such as ({hidden_layer_sizes},), "
@@ -328,7 +294,9 @@ def fit(
     if scale:
         x_mean, x_scale = feature_scaling(X)
         X = apply_scaling(X, x_mean, x_scale)
-    objective = _objective_for(X, targets, sizes, lam)
+    objective = _objective_for(
+        X, targets, sizes, lam, activation=activation, output=output, sample_weight=sample_weight
+    )
     if theta0 is None:
         theta0 = init_weights(sizes, seed=seed)
     else:
@@ -384,4 +352,7 @@ def fit(
         interrupted=interrupted,
         x_mean=x_mean,
         x_scale=x_scale,
+        activation=objective.activation,
+        output=output,
+        y_ndim=targets.ndim,
     )

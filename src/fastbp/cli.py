@@ -31,6 +31,7 @@ from ._commands import (
     run_train,
 )
 from ._gradcheck import THRESHOLD
+from ._layout import HIDDEN, OUTPUTS
 from ._threading import check_thread_count, threading_info, threads
 
 __all__ = ["main"]
@@ -95,6 +96,18 @@ def _label(text: str) -> int | str:
         return text
 
 
+def _activations(text: str) -> list[str]:
+    """--activation: one name of a hidden activation, or several separated by commas."""
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in HIDDEN]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown activation {unknown[0]!r}: choose from {', '.join(HIDDEN)} (one name, or "
+            "one per hidden layer separated by commas)"
+        )
+    return names
+
+
 class _InfoAction(argparse.Action):
     """``fastbp --info``: print fastbp.threading_info() and exit, like --version."""
 
@@ -116,7 +129,7 @@ class _InfoAction(argparse.Action):
 def _parser() -> _Parser:
     parser = _Parser(
         prog="fastbp",
-        description="Exact backpropagation for sigmoid networks: train, check and evaluate.",
+        description="Exact backpropagation for fully connected networks: train, check and evaluate.",
         epilog="Run 'fastbp COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"fastbp {__version__}")
@@ -178,6 +191,8 @@ def _parser() -> _Parser:
     )
     train.add_argument("--plot", metavar="FILE", help="also write a PNG of the training")
     train.add_argument("--float32", action="store_true", help="compute in float32")
+    _network_arguments(train)
+    _sample_weight_argument(train, "weigh each example's cost by it")
     _training_arguments(train)
     train.set_defaults(run=run_train)
 
@@ -186,9 +201,11 @@ def _parser() -> _Parser:
         help="predict the labels of a data file with a saved model",
         description=(
             "Print the predicted label of every example of DATA (one per line, in the model's "
-            "original classes), or write them to --out (a .csv gets a 'label' header). When DATA "
-            "has labels, print the accuracy too (on stderr when the labels go to stdout). A .csv "
-            "with as many columns as the model has inputs has no label column."
+            "original classes; a regressor's predicted values), or write them to --out (a .csv "
+            "gets a 'label' header, or 'target' for a regressor). When DATA has labels, print the "
+            "accuracy (a regressor's RMSE) too (on stderr when the labels go to stdout). A .csv "
+            "with as many columns as the model has inputs has no label column. The model's "
+            "recorded activations and output are used."
         ),
     )
     _data_argument(predict_command)
@@ -196,6 +213,7 @@ def _parser() -> _Parser:
         "--weights", metavar="FILE", required=True, help="a model saved by 'fastbp train' (.npz)"
     )
     predict_command.add_argument("--out", metavar="FILE", help="write the labels here")
+    _sample_weight_argument(predict_command, "left out of the features; weighs the accuracy")
     predict_command.set_defaults(run=run_predict)
 
     cost_command = commands.add_parser(
@@ -219,6 +237,7 @@ def _parser() -> _Parser:
         help="λ (default: a saved model's own, else 0)",
     )
     cost_command.add_argument("--grad", action="store_true", help="also print ‖∇J‖₂")
+    _sample_weight_argument(cost_command, "J is then the weighted mean cost")
     cost_command.set_defaults(run=run_cost)
 
     gradcheck = commands.add_parser(
@@ -251,6 +270,8 @@ def _parser() -> _Parser:
         metavar="T",
         help="largest relative difference that passes (%(default)s)",
     )
+    _network_arguments(gradcheck)
+    _sample_weight_argument(gradcheck, "weigh each example's cost by it")
     gradcheck.set_defaults(run=run_gradcheck)
     return parser
 
@@ -262,6 +283,34 @@ def _hidden_argument(parser: argparse.ArgumentParser, default: str) -> None:
         action="append",
         metavar="UNITS",
         help=f"units of a hidden layer; repeat for more layers ({default})",
+    )
+
+
+def _network_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--activation",
+        type=_activations,
+        metavar="NAME[,NAME...]",
+        help=f"hidden activation: {', '.join(HIDDEN)}; one for every hidden layer, or one per "
+        "hidden layer separated by commas (sigmoid)",
+    )
+    parser.add_argument(
+        "--output",
+        choices=tuple(OUTPUTS),
+        default="sigmoid",
+        help="output units and cost: sigmoid (cross-entropy, the default), softmax "
+        "(categorical cross-entropy, one unit per class) or identity (regression: squared "
+        "error on the label column's numbers)",
+    )
+
+
+def _sample_weight_argument(parser: argparse.ArgumentParser, use: str) -> None:
+    parser.add_argument(
+        "--sample-weight",
+        type=_label,
+        metavar="COLUMN",
+        help=f"a .csv column of sample weights (>= 0), by header name or index from 0 (-1 is "
+        f"the last), like --label; not a feature; {use}",
     )
 
 
