@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .cases import CASES, Case, make_problem
+from .cases import CASES, make_problem
 from .implementations import IMPLEMENTATIONS
 from .machine import cpu_jiffies, describe_machine, stolen_percent
 from .measure import measure_problem
@@ -289,7 +290,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                     for dtype in dtypes
                     for m in SCALING_M
                     for record in measure_problem(
-                        make_problem(Case(base.name, base.layer_sizes, m), dtype),
+                        make_problem(dataclasses.replace(base, m=m), dtype),
                         implementations,
                         seconds / 2,
                         results["gemm_peak"][dtype]["gflops"],

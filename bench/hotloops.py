@@ -100,7 +100,12 @@ def profile(case: str, dtype: str, threads: int, seconds: float) -> dict[str, An
     """Sample ``seconds`` of Objective calls on ``case``; return the shares and hot loops."""
     problem = make_problem(CASES[case], dtype)
     objective = fastbp.Objective(
-        problem.X, problem.y, problem.layer_sizes, problem.lam, threads=threads
+        problem.X,
+        problem.y,
+        problem.layer_sizes,
+        problem.lam,
+        threads=threads,
+        **problem.case.network_keywords,
     )
     objective(problem.theta)  # compiles or loads the kernels: not profiled
     with tempfile.TemporaryDirectory() as tmp:

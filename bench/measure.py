@@ -44,6 +44,8 @@ def measure_problem(
         record: dict[str, Any] = {
             "case": problem.case.name,
             "layer_sizes": list(problem.layer_sizes),
+            "activation": problem.activation,
+            "output": problem.output,
             "m": problem.m,
             "dtype": problem.dtype.name,
             "implementation": impl.key,

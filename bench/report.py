@@ -65,6 +65,15 @@ def _cell(record: dict[str, Any] | None) -> str:
     ]
 
 
+def _layers(record: dict[str, Any]) -> str:
+    """A record's layer sizes as ``784-128-10``, then its hidden activation and output unless
+    both are sigmoid (``784-128-10 relu/softmax``); records of older runs are all sigmoid."""
+    sizes = "-".join(map(str, record["layer_sizes"]))
+    activation = record.get("activation", "sigmoid")
+    output = record.get("output", "sigmoid")
+    return sizes if activation == output == "sigmoid" else f"{sizes} {activation}/{output}"
+
+
 def _names(results: dict[str, Any]) -> dict[str, str]:
     return {impl["key"]: impl["name"] for impl in results["implementations"]}
 
@@ -167,7 +176,7 @@ def _summary(results: dict[str, Any]) -> list[str]:
         rows.append(
             [
                 case,
-                "-".join(map(str, next(iter(group.values()))["layer_sizes"])),
+                _layers(next(iter(group.values()))),
                 str(m),
                 dtype,
                 *(_cell(group.get(k)) for k in fastbps + peers),
@@ -294,6 +303,21 @@ TARGET_RATIO = {
     "wide": 0.9,
 }
 TARGET_PERCENT_OF_PEAK = {"mnist": 88.0, "wide": 88.0}
+# Cases with other activations or outputs are held to the ratio target of the nearest sigmoid
+# case (bench/README.md, Speed targets): mnist-relu is mnist's network with ReLU and softmax;
+# tanh-regression (64-64-64-1) is nearest deep (100-100-100-100-10), the only sigmoid case with
+# more than one hidden layer, whose hidden-to-hidden products are square like its own.
+NEAREST_SIGMOID_CASE = {"mnist-relu": "mnist", "tanh-regression": "deep"}
+
+
+def _ratio_target(case: str) -> tuple[float, str] | None:
+    """A case's target for fastbp ÷ fastest peer and its cell in the table, or None (no target)."""
+    nearest = NEAREST_SIGMOID_CASE.get(case)
+    if nearest is not None:
+        return TARGET_RATIO[nearest], f"≤ {TARGET_RATIO[nearest]} (as {nearest})"
+    if case in TARGET_RATIO:
+        return TARGET_RATIO[case], f"≤ {TARGET_RATIO[case]}"
+    return None
 
 
 def _targets(results: dict[str, Any]) -> list[str]:
@@ -311,17 +335,19 @@ def _targets(results: dict[str, Any]) -> list[str]:
     ]
     rows = []
     for (case, _, dtype), group in _group(results["results"]).items():
-        if case not in TARGET_RATIO:
+        target = _ratio_target(case)
+        if target is None:
             continue
+        target_ratio, target_cell = target
         timed = [group[k] for k in peers if k in group and group[k]["status"] == "timed"]
         fastest = min(timed, key=lambda r: r["ms"], default=None)
         fastbp = group.get("fastbp")
         if fastest is None or fastbp is None or fastbp["status"] != "timed":
-            rows.append([case, dtype, "–", f"≤ {TARGET_RATIO[case]}", "–", "", "not measured", "–"])
+            rows.append([case, dtype, "–", target_cell, "–", "", "not measured", "–"])
             continue
         stolen = fastbp.get("cpu_stolen_percent")  # absent from results of older runs
         ratio = fastbp["ms"] / fastest["ms"]
-        met = ratio <= TARGET_RATIO[case]
+        met = ratio <= target_ratio
         peak_target = TARGET_PERCENT_OF_PEAK.get(case)
         if peak_target is not None:
             met = met and fastbp["percent_of_peak"] >= peak_target
@@ -330,7 +356,7 @@ def _targets(results: dict[str, Any]) -> list[str]:
                 case,
                 dtype,
                 _ratio(ratio),
-                f"≤ {TARGET_RATIO[case]}",
+                target_cell,
                 _percent(fastbp["percent_of_peak"]),
                 f"≥ {peak_target:g}" if peak_target is not None else "",
                 "met" if met else "**not met**",
