@@ -372,8 +372,8 @@ def test_readme_tables_are_rendered_from_the_results_it_names():
         results = json.loads((ROOT / "bench" / source).read_text())
         assert results.get("kernels", {}).get("isa", "") == isa
         assert not results["settings"]["quick"]
-        # Every case of bench/cases.py, except cases added since the run (mnist-relu and
-        # tanh-regression until the next full run: then this is equality again).
+        # Every case of bench/cases.py, except cases added since the run (the AVX2 run predates
+        # mnist-relu and tanh-regression).
         assert set(results["settings"]["cases"]) <= set(CASES)
         assert {name for name, c in CASES.items() if c.is_sigmoid} <= set(
             results["settings"]["cases"]
