@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _threading
 from ._inputs import (
+    Examples,
     check_lam,
     default_compute_dtype,
     float_dtype,
@@ -198,10 +199,9 @@ def cost_and_grad(
     the compiled kernels of :mod:`fastbp.kernels`, and its result is bitwise the same whatever
     the number of threads, and the same for data in memory and in a file stored alike.
     """
-    sizes, functions = network(layer_sizes, activation, output)
-    lam = check_lam(lam)
-    theta = prepare_theta(theta, sizes, None)
-    examples = prepare_examples(X, y, sizes, functions=functions, sample_weight=sample_weight)
+    theta, examples, lam = _checked(
+        theta, X, y, layer_sizes, lam, activation, output, sample_weight
+    )
     return evaluate(theta, examples, lam, want_grad=True)
 
 
@@ -217,11 +217,28 @@ def cost(
     sample_weight: Any = None,
 ) -> float:
     """Cost J(θ) alone (forward pass only); arguments as :func:`cost_and_grad`."""
+    theta, examples, lam = _checked(
+        theta, X, y, layer_sizes, lam, activation, output, sample_weight
+    )
+    return evaluate(theta, examples, lam, want_grad=False)[0]
+
+
+def _checked(
+    theta: Any,
+    X: Any,
+    y: Any,
+    layer_sizes: Sequence[int],
+    lam: float,
+    activation: Any,
+    output: Any,
+    sample_weight: Any,
+) -> tuple[np.ndarray, Examples, float]:
+    """θ, the examples and λ of :func:`cost_and_grad` and :func:`cost`, validated."""
     sizes, functions = network(layer_sizes, activation, output)
     lam = check_lam(lam)
     theta = prepare_theta(theta, sizes, None)
     examples = prepare_examples(X, y, sizes, functions=functions, sample_weight=sample_weight)
-    return evaluate(theta, examples, lam, want_grad=False)[0]
+    return theta, examples, lam
 
 
 class ScipyObjective:

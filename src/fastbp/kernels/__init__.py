@@ -3,7 +3,7 @@
 - ``literal.py``: the seed's loop, one example at a time, and ``normalize`` (step 5): what every
   kernel computes, written plainly;
 - ``tiled.py``: the same loop over tiles of 32 examples, in parallel blocks: the fast path;
-- ``simd.py``: its vector building blocks (register blocks, transposes, exp, log1p, sigmoid);
+- ``simd.py``: its vector building blocks (register blocks, transposes, exp, log1p, activations);
 - ``compile.py``: numba options, signatures, the SLP switch, lazy compilation.
 
 Kernels take arrays and scalars only; the Python wrappers (``fastbp._plan``) validate and

@@ -330,7 +330,8 @@ def tanh(z):  # pragma: no cover - replaced by the overload below
 @overload(tanh, jit_options=OVERLOAD_OPTIONS)
 def _tanh_overload(z):
     """tanh z = sign(z) (1 − e) / (1 + e), e = e^(−2|z|): branch-free, so it vectorizes; ±1
-    exactly where e vanishes against 1; within a few ulps of 1 − e's absolute error near 0."""
+    exactly where e vanishes against 1. Near 0 its error is absolute, a few ulps of 1 (that of
+    e), not relative to tanh z."""
     if z == types.float64:
         F, cap = np.float64, 708.0
     elif z == types.float32:
