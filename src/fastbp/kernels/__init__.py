@@ -3,6 +3,7 @@
 - ``literal.py``: the seed's loop, one example at a time, and ``normalize`` (step 5): what every
   kernel computes, written plainly;
 - ``tiled.py``: the same loop over tiles of 32 examples, in parallel blocks: the fast path;
+- ``outputs.py``: its step 2 (δ^(L) and the cost) for each output;
 - ``simd.py``: its vector building blocks (register blocks, transposes, exp, log1p, activations);
 - ``compile.py``: numba options, signatures, the SLP switch, lazy compilation.
 
