@@ -133,8 +133,8 @@ def normalized(
     (:func:`fastbp.kernels.normalize`, one compiled pass; the penalty in float64).
     """
     grad = np.empty(Delta.shape[0], theta.dtype)
-    layers = kernels.padded_table(layer_sizes, theta.dtype)
-    penalty = kernels.normalize(theta, layers, Delta, float(m), lam, grad)  # offsets only
+    layers = kernels.padded_table(layer_sizes, theta.dtype)  # normalize reads offsets only
+    penalty = kernels.normalize(theta, layers, Delta, float(m), lam, grad)
     return cost_sum / m + penalty, grad
 
 

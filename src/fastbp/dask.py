@@ -55,7 +55,7 @@ def _prepare_block(
     X: np.ndarray,
     y: np.ndarray,
     weights: np.ndarray | None,
-    network: tuple[tuple[int, ...], tuple[int, ...]],
+    net: tuple[tuple[int, ...], tuple[int, ...]],
     dtype: np.dtype,
     first_row: int,
 ) -> Examples:
@@ -63,7 +63,7 @@ def _prepare_block(
 
     Errors name rows by their position in the whole data set (``first_row`` onwards).
     """
-    sizes, functions = network
+    sizes, functions = net  # the layer sizes and the codes of g
     examples = prepare_examples(
         X, y, sizes, first_row, functions=functions, sample_weight=weights, all_rows=False
     )
