@@ -14,14 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ._inputs import (
-    check_lam,
-    check_real,
-    dense,
-    positive_number,
-    prepare_examples,
-    prepare_theta,
-)
+from ._arrays import dense
+from ._inputs import check_lam, check_real, positive_number, prepare_examples, prepare_theta
 from ._layout import IDENTITY, layer_shapes, names_of, network, pack
 from ._plan import evaluate
 

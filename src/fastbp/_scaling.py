@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ._inputs import check_real, check_X, dense, from_table, is_dask_array, is_sparse
+from ._arrays import dense, from_table, is_dask_array, is_sparse
+from ._inputs import check_real, check_X
 
 __all__ = ["apply_scaling", "check_scaling", "feature_scaling"]
 

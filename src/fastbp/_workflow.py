@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._arrays import from_table, is_dask_array
 from ._inputs import (
     check_real,
     check_X,
     compute_dtype,
     encode_labels,
-    from_table,
-    is_dask_array,
     positive_number,
     prepare_theta,
 )
