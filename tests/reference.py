@@ -36,7 +36,8 @@ def targets(y, m, K):
 
 
 def sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+    with np.errstate(over="ignore"):  # e^(−z) = inf for z < −709 gives the limit, 0
+        return 1.0 / (1.0 + np.exp(-z))
 
 
 def softplus(z):
