@@ -31,7 +31,7 @@ def client():
     """Two worker processes, one thread each (numba parallelizes inside every task)."""
     with (
         distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
@@ -202,7 +202,7 @@ COLD_CACHE_SCRIPT = textwrap.dedent(
     from compile_recorder import compiled_functions, record_compilations
 
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):
         client.run(record_compilations)
