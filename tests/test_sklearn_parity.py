@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 
 import fastbp
+from bench.implementations import from_sklearn_layout, to_sklearn_layout
 
 neural_network = pytest.importorskip("sklearn.neural_network")
 ConvergenceWarning = pytest.importorskip("sklearn.exceptions").ConvergenceWarning
@@ -56,32 +57,6 @@ M, N_FEATURES = 40, 5
 HIDDEN = {"one hidden layer": (7,), "two hidden layers": (6, 4)}
 ALPHAS = [0.0, 0.7]
 WEIGHTS = [None, "float", "int"]
-
-
-def to_sklearn_layout(theta, layer_sizes):
-    """fastbp's θ as scikit-learn's packed vector (as in bench/implementations.py).
-
-    ``coefs_[l]`` of shape ``(s_l, s_{l+1})`` is Θ^(l)[:, 1:]ᵀ and ``intercepts_[l]`` is
-    Θ^(l)[:, 0]; ``_pack`` ravels all coefs (row-major), then all intercepts.
-    """
-    Thetas = fastbp.unpack(theta, layer_sizes)
-    coefs = [Theta[:, 1:].T.ravel() for Theta in Thetas]
-    intercepts = [Theta[:, 0] for Theta in Thetas]
-    return np.concatenate(coefs + intercepts)
-
-
-def from_sklearn_layout(packed, layer_sizes):
-    """scikit-learn's packed vector (θ or gradient) in fastbp's layout: the inverse of the above."""
-    coefs, intercepts = [], []
-    start = 0
-    for s_in, s_out in itertools.pairwise(layer_sizes):
-        coefs.append(packed[start : start + s_in * s_out].reshape(s_in, s_out))
-        start += s_in * s_out
-    for s_out in layer_sizes[1:]:
-        intercepts.append(packed[start : start + s_out])
-        start += s_out
-    assert start == packed.shape[0]
-    return fastbp.pack([np.column_stack([b, W.T]) for W, b in zip(coefs, intercepts, strict=True)])
 
 
 def require_sample_weight_signature():
@@ -120,7 +95,7 @@ def sklearn_objective(model, X, y, sample_weight, layer_sizes):
     (args,) = recorded
     # The structure both sides must share: layer sizes and the packed length.
     assert [c.shape for c in model.coefs_] == list(itertools.pairwise(layer_sizes))
-    assert model._intercept_indptr[-1][1] == n_params(layer_sizes)
+    assert model._intercept_indptr[-1][1] == fastbp.n_params(layer_sizes)
 
     def objective(theta):
         loss, grad = original(to_sklearn_layout(theta, layer_sizes), *args)
@@ -147,8 +122,22 @@ def assert_agree(J, grad, J_sk, grad_sk):
     assert grad_error <= RTOL, f"gradient: max-norm relative difference {grad_error:.3g}"
 
 
+def fastbp_side(theta, X, y, layer_sizes, alpha, activation, output, sample_weight):
+    """fastbp's (J, grad) for the scikit-learn activation name ``activation``."""
+    return fastbp.cost_and_grad(
+        theta,
+        X,
+        y,
+        layer_sizes,
+        alpha,
+        activation=ACTIVATIONS[activation],
+        output=output,
+        sample_weight=sample_weight,
+    )
+
+
 def random_theta(layer_sizes, rng):
-    return rng.normal(0.0, 0.5, n_params(layer_sizes))
+    return rng.normal(0.0, 0.5, fastbp.n_params(layer_sizes))
 
 
 def make_model(estimator, hidden, activation, alpha):
@@ -170,10 +159,6 @@ def balanced_labels(n_classes, rng):
 def seed(*parts):
     """A generator of its own for each case, the same on every run."""
     return np.random.default_rng(zlib.crc32(repr(parts).encode()))
-
-
-def n_params(layer_sizes):
-    return sum(b * (a + 1) for a, b in itertools.pairwise(layer_sizes))
 
 
 parametrize_network = pytest.mark.parametrize(
@@ -205,16 +190,7 @@ def test_multiclass_softmax(n_classes, activation, hidden, alpha, weights):
     theta = random_theta(sizes, rng)
     J_sk, grad_sk, h = sk(theta)
     assert h.min() > 1e-8  # far from scikit-learn's eps clipping of the probabilities
-    J, grad = fastbp.cost_and_grad(
-        theta,
-        X,
-        y,
-        sizes,
-        alpha,
-        activation=ACTIVATIONS[activation],
-        output="softmax",
-        sample_weight=sw,
-    )
+    J, grad = fastbp_side(theta, X, y, sizes, alpha, activation, "softmax", sw)
     assert_agree(J, grad, J_sk, grad_sk)
 
 
@@ -237,16 +213,7 @@ def test_binary_logistic(activation, hidden, alpha, weights):
     J_sk, grad_sk, h = sk(theta)
     assert h.min() > 1e-8  # away from scikit-learn's eps clipping of the probabilities
     assert h.max() < 1 - 1e-8
-    J, grad = fastbp.cost_and_grad(
-        theta,
-        X,
-        y,
-        sizes,
-        alpha,
-        activation=ACTIVATIONS[activation],
-        output="sigmoid",
-        sample_weight=sw,
-    )
+    J, grad = fastbp_side(theta, X, y, sizes, alpha, activation, "sigmoid", sw)
     assert_agree(J, grad, J_sk, grad_sk)
 
 
@@ -267,16 +234,7 @@ def test_regression_identity(activation, hidden, alpha, weights):
 
     theta = random_theta(sizes, rng)
     J_sk, grad_sk, _ = sk(theta)
-    J, grad = fastbp.cost_and_grad(
-        theta,
-        X,
-        y,
-        sizes,
-        alpha,
-        activation=ACTIVATIONS[activation],
-        output="identity",
-        sample_weight=sw,
-    )
+    J, grad = fastbp_side(theta, X, y, sizes, alpha, activation, "identity", sw)
     assert_agree(J, grad, J_sk, grad_sk)
 
 
