@@ -206,6 +206,16 @@ class Chunk:
     def m(self) -> int:
         return self.X.shape[0]
 
+    @property
+    def count(self) -> int | float:
+        """What J and D over this chunk are normalized by: see :meth:`Examples.count`."""
+        return weight_total(self.weights) if self.weights.size else self.m
+
+
+def weight_total(weights: np.ndarray) -> float:
+    """S = Σ_i s_i, summed in float64 (the same bits wherever S is formed)."""
+    return float(np.sum(weights, dtype=np.float64))
+
 
 @dataclass(frozen=True)
 class Examples:
@@ -233,7 +243,7 @@ class Examples:
         else S = Σ_i s_i of the weights the kernels read (in ``dtype``), summed in float64."""
         if self.weights is None:
             return self.m
-        return float(np.sum(np.asarray(self.weights, dtype=dtype), dtype=np.float64))
+        return weight_total(np.asarray(self.weights, dtype=dtype))
 
     def in_kernel_layout(self, dtype: np.dtype) -> bool:
         """Whether the kernels read X and y as they are: C-contiguous X and float targets in

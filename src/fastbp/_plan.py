@@ -45,7 +45,7 @@ class KernelCall:
     def __init__(self, chunk: Chunk, dtype: np.dtype, kernel: str = "auto") -> None:
         sizes = chunk.layer_sizes
         layers = kernels.padded_table(sizes, dtype, chunk.functions)
-        self.m = m = chunk.X.shape[0]
+        self.m = chunk.X.shape[0]
         self.n_params = int(layers[-1, THETA])
         if kernel == "auto":
             kernel = "literal" if self.m * self.n_params <= LITERAL_MAX_WORK else "tiled"
@@ -54,7 +54,7 @@ class KernelCall:
         self.n_blocks = kernels.block_count(self.m, sizes, dtype) if kernel == "tiled" else 1
         self.no_proba = np.zeros((0, sizes[-1]), dtype)
         self._data = (layers, chunk.X, chunk.labels, chunk.Y, chunk.weights)
-        self.weight_sum = float(chunk.weights.sum(dtype=np.float64)) if chunk.weights.size else m
+        self.count = chunk.count  # m, or S = Σ s_i with sample weights
         self._blocks = (self.n_blocks,) if kernel == "tiled" else ()
         self._compiled: dict[bool, Any] = {}
 
@@ -86,7 +86,7 @@ class KernelCall:
         sample weights) and regularized (empty when not ``want_grad``: the forward pass and the
         cost only)."""
         grad = np.empty(self.n_params if want_grad else 0, self.dtype)
-        S = float(self.weight_sum)
+        S = float(self.count)
         cost_sum, penalty = self.sums(theta, grad, self.no_proba, S, lam)
         return cost_sum / S + penalty, grad
 
