@@ -17,7 +17,7 @@ import pytest
 import fastbp
 from fastbp import _plan, kernels
 from fastbp._layout import COLS, PADDED, ROWS, THETA, TRANSPOSED, layer_table
-from fastbp.kernels import compile, simd, tiled
+from fastbp.kernels import activations, compile, simd, tiled
 from fastbp.kernels.literal import normalize
 
 import reference
@@ -150,7 +150,7 @@ def test_kernel_log1p_is_within_two_ulps(dtype, rng):
     @numba.njit(error_model="numpy", fastmath={"contract"})
     def log1p_all(q, out):
         for i in range(q.shape[0]):
-            out[i] = simd.log1p(q[i])
+            out[i] = activations.log1p(q[i])
 
     tiny = np.finfo(dtype).tiny
     special = [0.0, tiny, 1e-30, 1e-17, 1e-8, 1e-3, 0.1, 2**0.5 - 1, 0.5, 1.0, 3.0, 1e10, 2.0**64]
@@ -215,7 +215,7 @@ def test_padded_weights_and_their_transposed_copies(dtype, rng):
 
 CACHED_SIGMOID = """
 from fastbp.kernels.compile import jit
-from fastbp.kernels.simd import sigmoid
+from fastbp.kernels.activations import sigmoid
 
 
 @jit
@@ -230,7 +230,8 @@ print(g(0.0))
 def test_a_change_to_any_kernel_source_invalidates_the_cached_kernels(tmp_path):
     """numba invalidates a cached function when its own file changes, not when a file it calls
     into does: the kernels are keyed by all their sources (``compile.KernelCache``). A kernel
-    function cached with a copy of fastbp whose simd.py then changes g(z) must compile again."""
+    function cached with a copy of fastbp whose activations.py then changes g(z) must compile
+    again."""
     copy = tmp_path / "src" / "fastbp"
     shutil.copytree(
         Path(fastbp.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__")
@@ -253,10 +254,10 @@ def test_a_change_to_any_kernel_source_invalidates_the_cached_kernels(tmp_path):
 
     assert g_of_zero() == 0.5
     assert g_of_zero() == 0.5  # from the cache
-    simd = copy / "kernels" / "simd.py"
-    text = simd.read_text()
+    source = copy / "kernels" / "activations.py"
+    text = source.read_text()
     assert "return one / (one + e) * F(z >= c_low)" in text
-    simd.write_text(text.replace("return one / (one + e)", "return (one + one) / (one + e)"))
+    source.write_text(text.replace("return one / (one + e)", "return (one + one) / (one + e)"))
     assert g_of_zero() == 1.0
     assert all(
         isinstance(dispatcher._cache, compile.KernelCache)

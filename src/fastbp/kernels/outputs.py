@@ -13,8 +13,9 @@ from __future__ import annotations
 import numba
 
 from .._layout import IDENTITY, SOFTMAX
+from .activations import exp, log1p
 from .compile import OVERLOAD_OPTIONS, compact_code, jit, kernel_features
-from .simd import TILE, block_shapes, exp, log1p
+from .simd import TILE, block_shapes
 
 __all__ = ["output_layer"]
 

@@ -36,6 +36,7 @@ import numpy as np
 from numba import prange
 
 from .._layout import ACT, COLS, IN, OUT, PADDED, ROWS, THETA, TRANSPOSED, G, layer_table
+from .activations import activate_rows, times_slope
 from .compile import OVERLOAD_OPTIONS, jit, kernel_features
 from .literal import normalize
 from .outputs import output_layer
@@ -43,12 +44,10 @@ from .simd import (
     BLOCK_SHAPES,
     TILE,
     TRANSPOSE_BYTES,
-    activate_rows,
     block_shapes,
     delta_update,
     example_major,
     product_block,
-    times_slope,
     transpose_block,
 )
 
