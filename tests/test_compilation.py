@@ -54,7 +54,7 @@ def test_user_code_compiles_as_without_fastbp(tmp_path):
         rng = np.random.default_rng(0)
         X, y = rng.random((40, 3)), rng.integers(0, 2, 40)
         fastbp.cost_and_grad(rng.normal(size=fastbp.n_params((3, 4, 2))), X, y, (3, 4, 2))
-        assert (np.dtype(np.float64), "tiled", False) in compile._compiled
+        assert (np.dtype(np.float64), "tiled", False, "sums") in compile._compiled
         print(user_ir())
         """,
         tmp_path / "fastbp",  # an empty cache: fastbp's kernels really compile in this process

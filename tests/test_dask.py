@@ -105,6 +105,11 @@ def test_models_and_sample_weights_equal_objective(client, activation, output, r
     (J, grad), (J_local, grad_local) = obj(theta), local(theta)
     assert abs(J - J_local) / abs(J_local) <= 1e-12
     assert reference.max_rel(grad, grad_local) <= 1e-12
+    v = rng.normal(size=obj.n_params)  # H·v and G·v by partial sums, like the gradient
+    for kind in ("exact", "gauss-newton"):
+        hv = obj.hessp(theta, v, kind)
+        assert reference.max_rel(hv, local.hessp(theta, v, kind)) <= 1e-12
+        assert obj.hessp(theta, v, kind).tobytes() == hv.tobytes()
     w_bad = w.copy()
     w_bad[1403] = -1.0
     w_zero = np.zeros(m)

@@ -28,7 +28,7 @@ TARGETS = {
 
 INSPECT = textwrap.dedent(
     """
-    import json, os, re
+    import itertools, json, os, re
     import numpy as np
     from fastbp import kernels
     from fastbp.kernels import simd
@@ -37,15 +37,17 @@ INSPECT = textwrap.dedent(
 
     FMA = re.compile(r"\\bvfn?m(add|sub)\\w*p[sd]\\s+%?([xyz])mm")  # packed multiply-adds
     counts = {}
-    for dtype in ("float64", "float32"):
-        for parallel in (False, True):
-            dispatcher = kernels.kernel(np.dtype(dtype), parallel)  # compiles, runs nothing
-            asm = "\\n".join(dispatcher.inspect_asm().values())
-            widths = [match[1] for match in FMA.findall(asm)]
-            counts[f"{dtype} {'parallel' if parallel else 'serial'}"] = {
-                "gather_scatter": len(re.findall(r"\\bvp?(gather|scatter)\\w*", asm)),
-                "fma": {width: widths.count(width) for width in "xyz"},
-            }
+    for dtype, parallel, what in itertools.product(
+        ("float64", "float32"), (False, True), ("sums", "hessp")
+    ):
+        # compiles, runs nothing
+        dispatcher = kernels.kernel(np.dtype(dtype), parallel, "tiled", what)
+        asm = "\\n".join(dispatcher.inspect_asm().values())
+        widths = [match[1] for match in FMA.findall(asm)]
+        counts[f"{dtype} {what} {'parallel' if parallel else 'serial'}"] = {
+            "gather_scatter": len(re.findall(r"\\bvp?(gather|scatter)\\w*", asm)),
+            "fma": {width: widths.count(width) for width in "xyz"},
+        }
     bits = None
     if RUN:  # this machine runs the target's code: hash the results of both entry points
         import hashlib
@@ -59,7 +61,8 @@ INSPECT = textwrap.dedent(
                 y = rng.integers(0, max(2, sizes[-1]), m)
                 theta = rng.normal(0, 0.3, fastbp.n_params(sizes)).astype(dtype)
                 J, grad = fastbp.cost_and_grad(theta, X, y, sizes, 0.7)
-                digest.update(np.float64(J).tobytes() + grad.tobytes())
+                hv = fastbp.hessp(theta, grad, X, y, sizes, 0.7)
+                digest.update(np.float64(J).tobytes() + grad.tobytes() + hv.tobytes())
         bits = digest.hexdigest()
     print(json.dumps({"isa": simd.ISA, "entry_points": counts, "bits": bits}))
     """
@@ -111,7 +114,7 @@ def machine_code(tmp_path_factory):
 def test_no_gathers_or_scatters_and_the_target_register_width(machine_code, target):
     """LLVM may vectorize a loop with gathers and scatters where AVX-512 makes them legal, and
     they are many times slower than the contiguous loads they replace: none anywhere in the
-    entry points (the tiled kernel and everything it calls). The packed multiply-adds run on
+    entry points (the tiled kernels of the gradient and of H·v, and everything they call). The packed multiply-adds run on
     the target's widest registers, more of them than on any narrower one: zmm for AVX-512, ymm
     (and never zmm) for AVX2."""
     code = machine_code[target]

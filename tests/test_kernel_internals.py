@@ -119,9 +119,9 @@ def test_auto_runs_the_literal_loop_on_toy_problems_only(dtype, rng, monkeypatch
     ran = []
     compiled = kernels.kernel
 
-    def kernel(dtype, parallel, which="tiled"):
+    def kernel(dtype, parallel, which="tiled", what="sums"):
         ran.append((which,))
-        return compiled(dtype, parallel, which)
+        return compiled(dtype, parallel, which, what)
 
     monkeypatch.setattr(kernels, "kernel", kernel)
     sizes = (2, 4, 1)

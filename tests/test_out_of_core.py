@@ -56,19 +56,27 @@ MEASURE_SCRIPT = textwrap.dedent(
         "relu-softmax-weighted": (
             "float32", {"activation": "relu", "output": "softmax", "sample_weight": w}
         ),
+        "hessp-float64": ("float64", {"hessp": True}),
     }
+    v = np.random.default_rng(2).normal(0, 0.1, theta.size)
+
+    def run(dtype, kw, X, y):
+        if kw.get("hessp"):  # H·v: the R-pass's buffers, per block, like the gradient's
+            hv = fastbp.hessp(theta.astype(dtype), v, X, y, sizes)
+            return float(hv @ v)
+        return fastbp.cost_and_grad(theta.astype(dtype), X, y, sizes, **kw)[0]
     # Warm-up on a few rows: compiling or loading the kernels is not what is measured.
     for dtype, kw in runs.values():
         for rows in (1, 5000):
-            kw_rows = {**kw, "sample_weight": w[:rows]} if kw else {}
-            fastbp.cost_and_grad(theta.astype(dtype), X[:rows], y[:rows], sizes, **kw_rows)
+            kw_rows = {**kw, "sample_weight": w[:rows]} if "sample_weight" in kw else kw
+            run(dtype, kw_rows, X[:rows], y[:rows])
     out = {}
     for name, (dtype, kw) in runs.items():
         base = rss_anon_kib()
         sampler = PeakSampler()
         tracemalloc.start()
         sampler.start()
-        J, grad = fastbp.cost_and_grad(theta.astype(dtype), X, y, sizes, **kw)
+        J = run(dtype, kw, X, y)
         sampler.done.set()
         sampler.join()
         traced_peak = tracemalloc.get_traced_memory()[1]

@@ -38,9 +38,19 @@ def test_scipy_example_runs():
     assert shapes.strip() == "(16, 21) (3, 17)"
 
 
+def test_hessp_example_continues_the_scipy_example():
+    [example] = [block for block in code_blocks("python") if "hessp=" in block]
+    script = code_blocks("python")[0] + example
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+    )
+    J, nit = out.stdout.splitlines()[-1].split()
+    assert 0 < float(J) < 1.2
+    assert 0 < int(nit) <= 30
+
+
 def test_course_workflow_example_runs():
-    example = code_blocks("python")[1]
-    assert "init_weights" in example
+    [example] = [block for block in code_blocks("python") if "check_gradient" in block]
     assert "check_gradient" in example
     assert len(example.strip().splitlines()) <= 12
     out = subprocess.run(

@@ -220,9 +220,9 @@ def test_check_gradient_rejects_incomplete_data(rng):
 
 
 def test_predict_proba_is_the_compiled_forward_pass():
-    from fastbp import _objective
+    from fastbp import _model
 
-    assert fastbp.predict_proba is _objective.predict_proba
+    assert fastbp.predict_proba is _model.predict_proba
 
 
 def test_predict_is_the_arg_max(rng):

@@ -12,8 +12,9 @@ from typing import Any
 from ._gradcheck import GradientCheck, check_gradient, numerical_gradient
 from ._io import load, save
 from ._layout import n_params, pack, unpack
-from ._model import FitResult, predict
-from ._objective import Objective, combine, cost, cost_and_grad, partial_sums, predict_proba
+from ._model import FitResult, predict, predict_proba
+from ._objective import Objective, cost, cost_and_grad, hessp
+from ._partial import combine, partial_sums
 from ._threading import threading_info, threads
 from ._workflow import fit, init_weights, sigmoid, sigmoid_gradient
 
@@ -32,6 +33,7 @@ __all__ = [
     "cost",
     "cost_and_grad",
     "fit",
+    "hessp",
     "init_weights",
     "load",
     "n_params",

@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 
 from ._io import load
-from ._model import predict
-from ._objective import predict_proba
+from ._model import predict, predict_proba
 from ._scaling import apply_scaling
 
 __all__ = [

@@ -94,17 +94,20 @@ def positive_number(value: Any, name: str) -> float:
     return number
 
 
-def prepare_theta(theta: Any, layer_sizes: tuple[int, ...], dtype: np.dtype | None) -> np.ndarray:
-    """θ as a 1-D contiguous array of ``dtype`` (None: float32 stays float32, else float64)."""
+def prepare_theta(
+    theta: Any, layer_sizes: tuple[int, ...], dtype: np.dtype | None, name: str = "theta"
+) -> np.ndarray:
+    """θ as a 1-D contiguous array of ``dtype`` (None: float32 stays float32, else float64);
+    ``name`` names it in errors (``"v"`` for a direction laid out like θ)."""
     theta = np.asarray(theta)
-    check_real(theta, "theta")
+    check_real(theta, name)
     if theta.ndim != 1:
-        raise ValueError(f"theta must be a 1-D vector, got shape {theta.shape}")
-    check_theta_length(theta.shape[0], layer_sizes)
+        raise ValueError(f"{name} must be a 1-D vector, got shape {theta.shape}")
+    check_theta_length(theta.shape[0], layer_sizes, name)
     theta = np.ascontiguousarray(theta, dtype=float_dtype(theta) if dtype is None else dtype)
     if not np.isfinite(theta).all():
         bad = int(np.argmin(np.isfinite(theta)))
-        raise ValueError(f"theta must be finite, but theta[{bad}] is {theta[bad]}")
+        raise ValueError(f"{name} must be finite, but {name}[{bad}] is {theta[bad]}")
     return theta
 
 

@@ -217,14 +217,15 @@ def pack(thetas: Sequence[np.ndarray], order: str = "C") -> np.ndarray:
     return np.concatenate([t.ravel(order=layout) for t in mats]).astype(dtype, copy=False)
 
 
-def check_theta_length(length: int, layer_sizes: Sequence[int]) -> None:
-    """θ's length against the parameter count that (validated) layer sizes imply."""
+def check_theta_length(length: int, layer_sizes: Sequence[int], name: str = "theta") -> None:
+    """θ's length (or that of ``name``, laid out like θ) against the parameter count that
+    (validated) layer sizes imply."""
     expected = 0
     for s_in, s_out in itertools.pairwise(layer_sizes):
         expected += s_out * (s_in + 1)
     if length != expected:
         raise ValueError(
-            f"theta has length {length}, but layer_sizes {tuple(layer_sizes)} imply "
+            f"{name} has length {length}, but layer_sizes {tuple(layer_sizes)} imply "
             f"{expected} parameters"
         )
 

@@ -18,14 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._inputs import prepare_examples, prepare_theta
 from ._layout import names_of, network
-from ._objective import predict_proba
+from ._plan import forward
 from ._scaling import apply_scaling
 
 if TYPE_CHECKING:  # scipy.optimize is imported on first use: it doubles `import fastbp`'s time
     from scipy.optimize import OptimizeResult
 
-__all__ = ["FitResult", "predict"]
+__all__ = ["FitResult", "predict", "predict_proba"]
 
 
 def _units(proba: np.ndarray) -> np.ndarray:
@@ -33,6 +34,25 @@ def _units(proba: np.ndarray) -> np.ndarray:
     if proba.shape[1] == 1:
         return (proba[:, 0] >= 0.5).astype(np.int64)
     return np.argmax(proba, axis=1).astype(np.int64)
+
+
+def predict_proba(
+    theta: Any,
+    X: Any,
+    layer_sizes: Sequence[int],
+    *,
+    activation: str | Sequence[str] = "sigmoid",
+    output: str = "sigmoid",
+) -> np.ndarray:
+    """h_Θ(x) for every row of X: an (m, K) array of the output's values, in θ's dtype: g(z)
+    for sigmoid outputs, softmax(z) (rows summing to 1), or z for the identity output.
+
+    A forward pass only, through the same compiled kernels (parallel over blocks of examples);
+    X may be memory-mapped (it is streamed); no m × s_l matrix is built beyond the (m, K) result.
+    """
+    sizes, functions = network(layer_sizes, activation, output)
+    theta = prepare_theta(theta, sizes, None)
+    return forward(theta, prepare_examples(X, None, sizes, targets=False, functions=functions))
 
 
 def predict(

@@ -1,4 +1,4 @@
-"""The public objective: cost_and_grad, cost, partial_sums, combine, predict_proba, Objective.
+"""The public objective: cost_and_grad, cost, hessp, Objective.
 
 Each function validates and converts its arguments (``_inputs``), then runs the kernels through
 ``_plan``; nothing here touches a kernel directly. The math is docs/design.md's.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -22,127 +22,17 @@ from ._inputs import (
     prepare_examples,
     prepare_theta,
 )
-from ._layout import n_params, names_of, network, validate_layer_sizes
-from ._plan import KernelCall, evaluate, forward, normalized, sums
+from ._layout import n_params, names_of, network
+from ._plan import KernelCall, evaluate, hessian_product
 from .kernels import KERNELS
 
 __all__ = [
     "Objective",
     "ScipyObjective",
-    "combine",
     "cost",
     "cost_and_grad",
-    "partial_sums",
-    "predict_proba",
+    "hessp",
 ]
-
-
-def partial_sums(
-    theta: Any,
-    X: Any,
-    y: Any,
-    layer_sizes: Sequence[int],
-    *,
-    activation: str | Sequence[str] = "sigmoid",
-    output: str = "sigmoid",
-    sample_weight: Any = None,
-) -> tuple[float, np.ndarray, float]:
-    """Unnormalized sums over a slice of the examples, for :func:`combine`.
-
-    Returns ``(cost_sum, Delta, count)``: cost_sum = Σ_i s_i cost_i over the rows of X (the
-    output's cost, unnormalized), Delta = Σ_i Δ_i, the backpropagation sums laid out like θ
-    (float64 whatever θ's dtype, so that partial sums add without further rounding), and count
-    = the number of rows (an int), or with ``sample_weight`` the slice's S = Σ_i s_i (a float).
-    No regularization and no division: results for any split of the examples into slices,
-    computed anywhere, add up to those of the whole set.
-
-    Arguments as :func:`cost_and_grad`; X, y and the weights may be memory-mapped (streamed).
-    """
-    sizes, functions = network(layer_sizes, activation, output)
-    theta = prepare_theta(theta, sizes, None)
-    examples = prepare_examples(X, y, sizes, functions=functions, sample_weight=sample_weight)
-    cost_sum, Delta = sums(theta, examples, want_grad=True)
-    Delta = Delta.astype(np.float64, copy=False)  # float32 → float64: exact
-    return cost_sum, Delta, examples.count(theta.dtype)
-
-
-def combine(
-    partials: Iterable[tuple[float, Any, int]],
-    theta: Any,
-    layer_sizes: Sequence[int],
-    lam: float = 0.0,
-) -> tuple[float, np.ndarray]:
-    """``(J, grad)`` from the :func:`partial_sums` of slices that together hold every example.
-
-    The partials are added in the order given (Delta in float64), then normalized by the total
-    count m (S = Σ s_i with sample weights) and regularized once: J = Σ cost_sum / m + (λ/2m)
-    Σ non-bias Θ², grad = Σ Delta / m + (λ/m) Θ on non-bias weights, returned in θ's dtype.
-    ``combine([partial_sums(θ, X, y, s)], θ, s, lam)`` is bitwise ``cost_and_grad(θ, X, y, s,
-    lam)`` (with the same keyword arguments to both); for several slices the result differs
-    from it only by the rounding of the added partials. The activations and the output are in
-    the partials already: ``combine`` needs only the layer sizes.
-    """
-    sizes = validate_layer_sizes(layer_sizes)
-    lam = check_lam(lam)
-    theta = prepare_theta(theta, sizes, None)
-    P = theta.shape[0]
-    cost_sum = 0.0
-    Delta_sum = np.zeros(P, np.float64)
-    m: float = 0
-    i = -1
-    for i, partial in enumerate(partials):
-        try:
-            part_cost, part_Delta, count = partial
-            part_cost = float(part_cost)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"partials[{i}] must be a (cost_sum, Delta, count) triple from partial_sums, "
-                f"got {type(partial).__name__}"
-            ) from None
-        part_Delta = np.asarray(part_Delta)
-        if part_Delta.shape != (P,) or part_Delta.dtype.kind != "f":
-            raise ValueError(
-                f"partials[{i}]: Delta must be a float vector of length {P} (like theta), "
-                f"got shape {part_Delta.shape} and dtype {part_Delta.dtype}"
-            )
-        if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, float, np.number)):
-            raise TypeError(
-                f"partials[{i}]: count must be a number of rows or a sum of sample weights, "
-                f"got {count!r}"
-            )
-        least = 1 if isinstance(count, (int, np.integer)) else 0  # rows, or a sum of weights
-        if not (math.isfinite(count) and count >= least and math.isfinite(part_cost)):
-            raise ValueError(
-                f"partials[{i}]: count must be >= {least} and finite, and cost_sum finite, got "
-                f"{count} and {part_cost}"
-            )
-        cost_sum += part_cost
-        Delta_sum += part_Delta
-        m += count
-    if i < 0:
-        raise ValueError("partials is empty: at least one (cost_sum, Delta, count) is needed")
-    if m <= 0:
-        raise ValueError("the partials' counts add up to 0: no example has a positive weight")
-    return normalized(theta, cost_sum, Delta_sum, m, lam, sizes)
-
-
-def predict_proba(
-    theta: Any,
-    X: Any,
-    layer_sizes: Sequence[int],
-    *,
-    activation: str | Sequence[str] = "sigmoid",
-    output: str = "sigmoid",
-) -> np.ndarray:
-    """h_Θ(x) for every row of X: an (m, K) array of the output's values, in θ's dtype: g(z)
-    for sigmoid outputs, softmax(z) (rows summing to 1), or z for the identity output.
-
-    A forward pass only, through the same compiled kernels (parallel over blocks of examples);
-    X may be memory-mapped (it is streamed); no m × s_l matrix is built beyond the (m, K) result.
-    """
-    sizes, functions = network(layer_sizes, activation, output)
-    theta = prepare_theta(theta, sizes, None)
-    return forward(theta, prepare_examples(X, None, sizes, targets=False, functions=functions))
 
 
 def cost_and_grad(
@@ -195,7 +85,7 @@ def cost_and_grad(
     J : float
     grad : (P,) new array of θ's compute dtype, laid out like θ.
 
-    The computation is :func:`partial_sums` over all rows followed by :func:`combine`; it runs
+    The computation is :func:`fastbp.partial_sums` over all rows followed by :func:`fastbp.combine`; it runs
     the compiled kernels of :mod:`fastbp.kernels`, and its result is bitwise the same whatever
     the number of threads, and the same for data in memory and in a file stored alike.
     """
@@ -221,6 +111,54 @@ def cost(
         theta, X, y, layer_sizes, lam, activation, output, sample_weight
     )
     return evaluate(theta, examples, lam, want_grad=False)[0]
+
+
+HESSIAN_KINDS = ("exact", "gauss-newton")
+
+
+def hessp(
+    theta: Any,
+    v: Any,
+    X: Any,
+    y: Any,
+    layer_sizes: Sequence[int],
+    lam: float = 0.0,
+    *,
+    kind: str = "exact",
+    activation: str | Sequence[str] = "sigmoid",
+    output: str = "sigmoid",
+    sample_weight: Any = None,
+) -> np.ndarray:
+    """The Hessian of J at θ times v, exactly: H(θ)·v, for scipy's ``hessp=``.
+
+    Pearlmutter's R-operator: a forward and a backward R-pass beside backpropagation's, in the
+    same per-example loop (docs/design.md, "Hessian-vector products"), about 2-3 gradient calls
+    of work and no m × s matrices. The regularization's (λ/m) v on non-bias weights is included.
+
+    ``kind="gauss-newton"`` gives the Gauss-Newton product G·v instead, G = J_fᵀ H_ℓ J_f + the
+    regularization's λ/m on non-bias weights (J_f the Jacobian of z^(L) in θ, H_ℓ the output
+    cost's Hessian in z^(L)): positive semidefinite, so vᵀ G v ≥ 0, the usual choice for
+    CG-based solvers on non-convex problems; about 1.5-2 gradient calls.
+
+    v: (P,) laid out like θ, real and finite (a clear error names ``v`` otherwise); computed in
+    θ's compute dtype and returned as a new array of it. Other arguments as
+    :func:`cost_and_grad`; y must hold targets. ReLU's g'' is 0 away from its kink; at z = 0
+    exactly g' is taken as 0 (as in the gradient) and g'' as 0: H·v is then the derivative of
+    the gradient fastbp computes, from the side of z < 0. Bitwise the same for any number of
+    threads, like the gradient.
+    """
+    theta, examples, lam = _checked(
+        theta, X, y, layer_sizes, lam, activation, output, sample_weight
+    )
+    v = prepare_theta(v, examples.layer_sizes, theta.dtype, "v")
+    return hessian_product(theta, v, examples, lam, check_kind(kind))
+
+
+def check_kind(kind: Any) -> bool:
+    """Whether ``kind`` (validated) asks for the Gauss-Newton product."""
+    if kind not in HESSIAN_KINDS:
+        raise ValueError(f"kind must be one of {HESSIAN_KINDS}, got {kind!r}")
+    return bool(kind == "gauss-newton")
 
 
 def _checked(
@@ -257,6 +195,9 @@ class ScipyObjective:
     _last: tuple[np.ndarray, float, np.ndarray] | None = None
 
     def _evaluate_at(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    def _hessp_at(self, theta: np.ndarray, v: np.ndarray, gauss_newton: bool) -> np.ndarray:
         raise NotImplementedError
 
     @property
@@ -310,6 +251,17 @@ class ScipyObjective:
         """∂J/∂θ as a new array of θ's float dtype; reuses the computation of ``fun`` at that θ."""
         _, grad, out_dtype = self._compute(theta)
         return grad.astype(out_dtype, copy=True)
+
+    def hessp(self, theta: Any, v: Any, kind: str = "exact") -> np.ndarray:
+        """H(θ)·v, the Hessian of J times v (``kind="gauss-newton"``: G·v), as
+        :func:`fastbp.hessp`: a new array of θ's float dtype. ``hessp=obj.hessp`` is scipy's
+        argument for Newton-CG, trust-ncg, trust-krylov and trust-constr."""
+        gauss_newton = check_kind(kind)
+        out_dtype = float_dtype(theta)
+        theta = prepare_theta(theta, self._layer_sizes, self._dtype)
+        v = prepare_theta(v, self._layer_sizes, self._dtype, "v")
+        hv = self._hessp_at(theta, v, gauss_newton)
+        return hv if hv.dtype == out_dtype else hv.astype(out_dtype)
 
     def _evaluate_checked(self, theta: Any) -> tuple[float, np.ndarray]:
         """(J, grad) for any θ: validated and converted to the compute dtype first."""
@@ -424,6 +376,17 @@ class Objective(ScipyObjective):
             if call is not None:
                 return call.evaluate(theta, self._lam)
             return evaluate(theta, self._examples, self._lam, True, self._kernel)
+
+    def _hessp_at(self, theta: np.ndarray, v: np.ndarray, gauss_newton: bool) -> np.ndarray:
+        with _threading.threads(self._threads):
+            call = self._call
+            if call is None:
+                return hessian_product(
+                    theta, v, self._examples, self._lam, gauss_newton, self._kernel
+                )
+            hv = np.empty(call.n_params, self._dtype)
+            call.hessp(theta, v, hv, gauss_newton, float(call.count), self._lam)
+            return hv
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -25,7 +25,16 @@ from . import _threading, kernels
 from ._inputs import Chunk, Examples, chunk_rows, prepare_examples
 from ._layout import THETA, n_params
 
-__all__ = ["KernelCall", "evaluate", "forward", "load_kernels", "normalized", "sums"]
+__all__ = [
+    "KernelCall",
+    "evaluate",
+    "forward",
+    "hessian_product",
+    "hessian_sums",
+    "load_kernels",
+    "normalized",
+    "sums",
+]
 
 # kernel="auto" runs the literal loop where m × P is at most this: there its ~1 µs of work beats
 # the tiled kernel's fixed ~3.5 µs (docs/decisions.md#literal-max-work).
@@ -56,7 +65,16 @@ class KernelCall:
         self._data = (layers, chunk.X, chunk.labels, chunk.Y, chunk.weights)
         self.count = chunk.count  # m, or S = Σ s_i with sample weights
         self._blocks = (self.n_blocks,) if kernel == "tiled" else ()
-        self._compiled: dict[bool, Any] = {}
+        self._compiled: dict[tuple[bool, str], Any] = {}
+
+    def _kernel(self, what: str) -> tuple[Any, bool]:
+        """The compiled entry point of ``what`` ("sums", "hessp"), and whether it is parallel."""
+        parallel = self.n_blocks > 1 and _threading.parallel_allowed()
+        compiled = self._compiled.get((parallel, what))
+        if compiled is None:
+            compiled = kernels.kernel(self.dtype, parallel, self.kernel, what)
+            self._compiled[parallel, what] = compiled
+        return compiled, parallel
 
     def sums(
         self,
@@ -70,11 +88,26 @@ class KernelCall:
         length) and h_Θ(x) into proba (when it has rows). m = 1, λ = 0 give the plain sums,
         exactly.
         (NaN, NaN) when θ is not finite (the kernels check every weight)."""
-        parallel = self.n_blocks > 1 and _threading.parallel_allowed()
-        compiled = self._compiled.get(parallel)
-        if compiled is None:
-            compiled = self._compiled[parallel] = kernels.kernel(self.dtype, parallel, self.kernel)
+        compiled, parallel = self._kernel("sums")
         args = (theta, *self._data, grad, proba, *self._blocks, m, lam)
+        if parallel:
+            return _threading.launch(compiled, *args)  # type: ignore[no-any-return]
+        return compiled(*args)  # type: ignore[no-any-return]
+
+    def hessp(
+        self,
+        theta: np.ndarray,
+        v: np.ndarray,
+        hv: np.ndarray,
+        gauss_newton: bool,
+        m: float = 1.0,
+        lam: float = 0.0,
+    ) -> float:
+        """Σ s_i cost_i, and hv = R{Δ} / m + (λ/m) V written: H·V (G·V with ``gauss_newton``)
+        over the chunk; m = 1, λ = 0 give the plain sums R{Δ}, exactly. NaN when θ or V is not
+        finite."""
+        compiled, parallel = self._kernel("hessp")
+        args = (theta, v, *self._data, hv, gauss_newton, *self._blocks, m, lam)
         if parallel:
             return _threading.launch(compiled, *args)  # type: ignore[no-any-return]
         return compiled(*args)  # type: ignore[no-any-return]
@@ -116,6 +149,45 @@ def sums(
         cost_sum += call.sums(theta, Delta, call.no_proba)[0]
         Delta_sum += Delta
     return cost_sum, Delta_sum
+
+
+def hessian_sums(
+    theta: np.ndarray, v: np.ndarray, examples: Examples, gauss_newton: bool, kernel: str = "auto"
+) -> np.ndarray:
+    """Σ_i R{Δ_i} over the examples along V (unnormalized, unregularized), chunk by chunk, like
+    :func:`sums`: in float64 when added over chunks, else as the kernel wrote it."""
+    whole = examples.whole(theta.dtype)
+    if whole is not None:
+        RDelta = np.empty(theta.shape[0], theta.dtype)
+        KernelCall(whole, theta.dtype, kernel).hessp(theta, v, RDelta, gauss_newton)
+        return RDelta
+    RDelta_sum = np.zeros(theta.shape[0], np.float64)
+    RDelta = np.empty(theta.shape[0], theta.dtype)
+    for _, chunk in examples.chunks(theta.dtype):
+        KernelCall(chunk, theta.dtype, kernel).hessp(theta, v, RDelta, gauss_newton)
+        RDelta_sum += RDelta
+    return RDelta_sum
+
+
+def hessian_product(
+    theta: np.ndarray,
+    v: np.ndarray,
+    examples: Examples,
+    lam: float,
+    gauss_newton: bool,
+    kernel: str = "auto",
+) -> np.ndarray:
+    """H·V (G·V with ``gauss_newton``) over all the examples, a new array in θ's dtype:
+    Σ R{Δ} / m + (λ/m) V on non-bias weights, m = S = Σ s_i. One chunk takes one kernel call,
+    which normalizes too (the same compiled step)."""
+    whole = examples.whole(theta.dtype)
+    if whole is not None:
+        call = KernelCall(whole, theta.dtype, kernel)
+        hv = np.empty(theta.shape[0], theta.dtype)
+        call.hessp(theta, v, hv, gauss_newton, float(call.count), lam)
+        return hv
+    RDelta = hessian_sums(theta, v, examples, gauss_newton, kernel)
+    return normalized(v, 0.0, RDelta, examples.count(theta.dtype), lam, examples.layer_sizes)[1]
 
 
 def normalized(
@@ -163,11 +235,12 @@ def forward(theta: np.ndarray, examples: Examples) -> np.ndarray:
     return proba
 
 
-def load_kernels(layer_sizes: tuple[int, ...], dtype: np.dtype) -> None:
-    """Compile, or load from numba's disk cache, the kernels this network runs in ``dtype``.
+def load_kernels(layer_sizes: tuple[int, ...], dtype: np.dtype, what: str = "sums") -> None:
+    """Compile, or load from numba's disk cache, the kernels this network runs in ``dtype``:
+    those of the cost and gradient, or with ``what="hessp"`` those of H·v.
 
-    Runs the smallest and the largest kernel call an evaluation makes (one example, one full
-    chunk of zeros), so that every entry point a later call takes is in this process and on
+    Runs every entry point a later call may take: the literal and the serial tiled kernel on one
+    example, the parallel one on a full chunk of zeros, so that they are in this process and on
     disk. Other processes started afterwards then only read the cache: none compiles while
     another writes it (the race of numba issue 4807). The calls run with every thread numba
     may use, as a new process does: under the caller's own count (``fastbp.threads(1)``, say)
@@ -175,6 +248,10 @@ def load_kernels(layer_sizes: tuple[int, ...], dtype: np.dtype) -> None:
     """
     theta = np.zeros(n_params(layer_sizes), dtype)
     with _threading.threads(_threading.most_threads()):
-        for m in (1, chunk_rows(layer_sizes, dtype)):
+        for m, kernel in ((1, "literal"), (1, "tiled"), (chunk_rows(layer_sizes, dtype), "auto")):
             X = np.zeros((m, layer_sizes[0]), dtype)
-            sums(theta, prepare_examples(X, np.zeros(m, np.int64), layer_sizes), want_grad=True)
+            examples = prepare_examples(X, np.zeros(m, np.int64), layer_sizes)
+            if what == "hessp":
+                hessian_sums(theta, theta, examples, False, kernel)
+            else:
+                sums(theta, examples, True, kernel)

@@ -28,7 +28,7 @@ from ._inputs import (
 )
 from ._layout import check_output, layer_shapes, pack, validate_layer_sizes
 from ._model import FitResult
-from ._objective import Objective
+from ._objective import HESSIAN_KINDS, Objective, check_kind
 from ._scaling import apply_scaling, feature_scaling
 
 if TYPE_CHECKING:  # scipy.optimize is imported on first use: it doubles `import fastbp`'s time
@@ -137,6 +137,10 @@ def _targets(y: Any, output: str) -> tuple[np.ndarray, np.ndarray | None, int]:
     return indices, classes, 1 if len(classes) == 2 and output == "sigmoid" else len(classes)
 
 
+# scipy.optimize.minimize's methods that take hessp
+HESSP_METHODS = ("newton-cg", "trust-ncg", "trust-krylov", "trust-constr")
+
+
 class _Tracker:
     """Wraps the Objective for :func:`fit`: keeps the best evaluated θ, the per-iteration history,
     the progress bar and the user's callback."""
@@ -157,6 +161,13 @@ class _Tracker:
             self.best_J = J
             self.best_theta = np.array(theta, dtype=np.float64)
         return J, grad
+
+    def hessp(self, method: str, gauss_newton: bool) -> Callable[..., np.ndarray] | None:
+        """scipy's ``hessp(θ, p)`` for the methods that use one, else None."""
+        if method.lower() not in HESSP_METHODS:
+            return None
+        kind = HESSIAN_KINDS[gauss_newton]
+        return lambda theta, p, *args: self.objective.hessp(theta, p, kind)
 
     def iteration(self, theta: np.ndarray, J: float | None) -> None:
         if J is None:
@@ -209,6 +220,7 @@ def fit(
     sample_weight: Any = None,
     maxiter: int = 400,
     method: str = "L-BFGS-B",
+    hessian: str = "exact",
     theta0: Any = None,
     seed: Any = None,
     tol: float | None = None,
@@ -250,7 +262,10 @@ def fit(
     gets ``maxiter`` as its limit of cost evaluations, ``maxfun``). ``callback(intermediate_result)``
     is called after every iteration with an OptimizeResult holding ``x`` (θ), ``fun`` (J) and
     ``nit``; raising ``StopIteration`` in it ends the training (scipy's convention, not for
-    TNC). ``progress=True`` shows a tqdm bar on stderr with the current cost.
+    TNC). The second-order methods ``"Newton-CG"``, ``"trust-ncg"``, ``"trust-krylov"`` and
+    ``"trust-constr"`` get ``hessp``, the exact Hessian-vector product of
+    :meth:`fastbp.Objective.hessp`; ``hessian="gauss-newton"`` gives them the Gauss-Newton
+    product instead (positive semidefinite). ``progress=True`` shows a tqdm bar on stderr with the current cost.
 
     The optimizer (and so ``callback``) runs with one BLAS thread (threadpoolctl); the cost and
     gradient run in numba's threads.
@@ -285,6 +300,7 @@ def fit(
         raise TypeError(
             f"method must be the name of a scipy.optimize.minimize method, got {method!r}"
         )
+    gauss_newton = check_kind(hessian)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
     if not isinstance(scale, (bool, np.bool_)):
@@ -316,6 +332,7 @@ def fit(
                 tracker,
                 theta0,
                 jac=True,
+                hessp=tracker.hessp(method, gauss_newton),
                 method=method,
                 tol=tol,
                 callback=tracker.scipy_callback(method),

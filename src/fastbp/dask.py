@@ -42,8 +42,9 @@ from ._inputs import (
     prepare_examples,
 )
 from ._layout import network
-from ._objective import ScipyObjective, combine
-from ._plan import load_kernels, sums
+from ._objective import ScipyObjective
+from ._partial import combine
+from ._plan import hessian_sums, load_kernels, normalized, sums
 
 __all__ = ["DaskObjective"]
 
@@ -70,10 +71,19 @@ def _prepare_block(
     return examples.converted(dtype)
 
 
-def _block_partial_sums(theta: np.ndarray, examples: Examples) -> Partial:
+def _block_partial_sums(examples: Examples, theta: np.ndarray) -> Partial:
     """On a worker: ``(cost_sum, Delta, count)`` of one prepared row chunk (see partial_sums)."""
     cost_sum, Delta = sums(theta, examples, want_grad=True)
     return cost_sum, Delta, examples.count(theta.dtype)
+
+
+def _block_hessian_sums(
+    examples: Examples, theta: np.ndarray, v: np.ndarray, gauss_newton: bool
+) -> Partial:
+    """On a worker: ``(0, R{Δ}, count)`` of one prepared row chunk along v, R{Δ} in float64:
+    the Hessian-vector product's partial sums, reduced like the gradient's."""
+    RDelta = hessian_sums(theta, v, examples, gauss_newton).astype(np.float64, copy=False)
+    return 0.0, RDelta, examples.count(theta.dtype)
 
 
 def _add_partials(*partials: Partial) -> Partial:
@@ -148,6 +158,7 @@ class DaskObjective(ScipyObjective):
         self._dtype = default_compute_dtype(X, dtype)
         self._m = int(X.shape[0])
         load_kernels(sizes, self._dtype)
+        self._hessp_loaded = False
 
         prepare = dask.delayed(_prepare_block, pure=True)
         blocks = []
@@ -180,18 +191,36 @@ class DaskObjective(ScipyObjective):
         return len(self._blocks)
 
     def _evaluate_at(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        partials = self._reduced(_block_partial_sums, theta)
+        return combine(partials, theta, self._layer_sizes, self._lam)
+
+    def _hessp_at(self, theta: np.ndarray, v: np.ndarray, gauss_newton: bool) -> np.ndarray:
+        """H·v (G·v) by partial sums R{Δ}, reduced in the gradient's tree, normalized once."""
+        if not self._hessp_loaded:  # on first use, as the gradient's at construction
+            load_kernels(self._layer_sizes, self._dtype, "hessp")
+            self._hessp_loaded = True
+        partials = self._reduced(_block_hessian_sums, theta, v, gauss_newton)
+        RDelta = partials[0][1].copy()
+        for part in partials[1:]:
+            RDelta += part[1]
+        S = sum(part[2] for part in partials)
+        return normalized(v, 0.0, RDelta, S, self._lam, self._layer_sizes)[1]
+
+    def _reduced(self, partial: Any, *args: Any) -> list[Partial]:
+        """``partial(block, *args)`` for every row chunk where it lives (the arrays among args,
+        θ and v, sent to the cluster once), added in the fixed tree down to at most FAN_IN,
+        gathered in order."""
         client = self._client
-        [theta_on_cluster] = client.scatter([theta], hash=False)
-        partials = [
-            client.submit(_block_partial_sums, theta_on_cluster, block, pure=False)
-            for block in self._blocks
+        sent = [
+            client.scatter([a], hash=False)[0] if isinstance(a, np.ndarray) else a for a in args
         ]
+        partials = [client.submit(partial, block, *sent, pure=False) for block in self._blocks]
         while len(partials) > FAN_IN:
             partials = [
                 client.submit(_add_partials, *partials[i : i + FAN_IN], pure=False)
                 for i in range(0, len(partials), FAN_IN)
             ]
-        return combine(client.gather(partials), theta, self._layer_sizes, self._lam)
+        return list(client.gather(partials))
 
     def __getstate__(self) -> NoReturn:
         raise TypeError(

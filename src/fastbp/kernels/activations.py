@@ -15,7 +15,7 @@ from numba.extending import intrinsic, overload
 from .._layout import RELU, SIGMOID, TANH
 from .compile import OVERLOAD_OPTIONS, jit, kernel_features
 
-__all__ = ["activate_rows", "exp", "log1p", "sigmoid", "tanh", "times_slope"]
+__all__ = ["activate_rows", "exp", "log1p", "sigmoid", "tanh", "times_slope", "times_slope_r"]
 
 
 @intrinsic
@@ -218,4 +218,48 @@ def times_slope(g, D, A):
                 d[t] = d[t] * (one - a[t] * a[t])
         elif g == RELU:
             for t in range(d.shape[0]):
+                d[t] = d[t] if a[t] > zero else zero
+
+
+@intrinsic
+def fma(typingctx, x, y, z):
+    """x y + z with one rounding (LLVM's fma): a sum of two products written so, not left to
+    the FMA contraction, which may pick either product, differently for each vector width."""
+    if not (x == y == z and isinstance(x, types.Float)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return x(x, y, z), codegen
+
+
+@jit
+def times_slope_r(g, D, RD, A, RA):
+    """The R-pass's step 3' beside step 3: from b = ((Θ)ᵀ δ)_{1:} in D and R{b} in RD,
+    RD ← R{b} .* g' + b .* c .* R{a} and D ← b .* g', with g' and c = g''/g' from a in A and
+    R{a} in RA: a (1 − a) and 1 − 2a (SIGMOID), 1 − a² and −2a (TANH), [a > 0] and 0 (RELU),
+    1 and 0 (IDENTITY). The sum of products by :func:`fma`: the same bits for every ISA."""
+    kernel_features()
+    one = A.dtype.type(1.0)
+    two = A.dtype.type(2.0)
+    zero = A.dtype.type(0.0)
+    for i in range(D.shape[0]):
+        d = D[i]
+        rd = RD[i]
+        a = A[i]
+        ra = RA[i]
+        if g == SIGMOID:
+            for t in range(d.shape[0]):
+                slope = a[t] * (one - a[t])
+                rd[t] = fma(rd[t], slope, d[t] * ((one - two * a[t]) * ra[t]))
+                d[t] = d[t] * slope
+        elif g == TANH:
+            for t in range(d.shape[0]):
+                slope = one - a[t] * a[t]
+                rd[t] = fma(rd[t], slope, -(d[t] * (two * a[t] * ra[t])))
+                d[t] = d[t] * slope
+        elif g == RELU:
+            for t in range(d.shape[0]):
+                rd[t] = rd[t] if a[t] > zero else zero
                 d[t] = d[t] if a[t] > zero else zero

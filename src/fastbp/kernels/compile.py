@@ -138,28 +138,35 @@ def jit(function: Callable[..., Any] | None = None, **options: Any) -> Any:
     return dispatcher
 
 
-_compiled: dict[tuple[np.dtype, str, bool], Any] = {}
+_compiled: dict[tuple[np.dtype, str, bool, str], Any] = {}
 _compile_lock = threading.Lock()
 
 
-def signature(dtype: np.dtype, which: str) -> Any:
+def signature(dtype: np.dtype, which: str, what: str = "sums") -> Any:
     """The entry points' signature in ``dtype``:
 
-        tiled:   (theta, layers, X, labels, Y, weights, grad, proba, n_blocks, m, lam)
-        literal: (theta, layers, X, labels, Y, weights, grad, proba, m, lam)
+        tiled sums:    (theta, layers, X, labels, Y, weights, grad, proba, n_blocks, m, lam)
+        literal sums:  (theta, layers, X, labels, Y, weights, grad, proba, m, lam)
+                       -> (Σ cost, penalty)
+        tiled hessp:   (theta, v, layers, X, labels, Y, weights, hv, gauss_newton, n_blocks, m, lam)
+        literal hessp: (theta, v, layers, X, labels, Y, weights, hv, gauss_newton, m, lam)
+                       -> Σ cost
 
-    both -> (Σ cost, penalty).
-
-        Read-only arrays are declared so, and writable ones are accepted for them.
+    Read-only arrays are declared so, and writable ones are accepted for them.
     """
     F = numba.from_dtype(dtype)
     readonly_1d = types.Array(F, 1, "C", readonly=True)
     readonly_2d = types.Array(F, 2, "C", readonly=True)
     ints = types.Array(types.int64, 1, "C", readonly=True)
     table = types.Array(types.int64, 2, "C", readonly=True)
-    arrays = [readonly_1d, table, readonly_2d, ints, readonly_2d, readonly_1d, F[::1], F[:, ::1]]
+    data = [table, readonly_2d, ints, readonly_2d, readonly_1d]
     blocks = [types.int64] if which == "tiled" else []
-    return types.UniTuple(types.float64, 2)(*arrays, *blocks, types.float64, types.float64)
+    scalars = [*blocks, types.float64, types.float64]
+    if what == "hessp":
+        arguments = [readonly_1d, readonly_1d, *data, F[::1], types.boolean, *scalars]
+        return types.float64(*arguments)
+    arguments = [readonly_1d, *data, F[::1], F[:, ::1], *scalars]
+    return types.UniTuple(types.float64, 2)(*arguments)
 
 
 def slp_available() -> bool:
@@ -211,30 +218,34 @@ def _twin(function: Callable[..., Any], suffix: str) -> Callable[..., Any]:
     return twin
 
 
-def _entry_point(which: str, parallel: bool) -> Callable[..., Any]:
-    from .literal import literal_sums
+def _entry_point(which: str, parallel: bool, what: str) -> Callable[..., Any]:
+    from .curvature import tiled_hessp
+    from .literal import literal_hessp, literal_sums
     from .tiled import tiled_sums
 
     if which == "literal":
-        return literal_sums
-    return _twin(tiled_sums, "_parallel") if parallel else tiled_sums
+        return literal_hessp if what == "hessp" else literal_sums
+    function = tiled_hessp if what == "hessp" else tiled_sums
+    return _twin(function, "_parallel") if parallel else function
 
 
-def kernel(dtype: Any, parallel: bool, which: str = "tiled") -> Any:
-    """The compiled entry point for ``dtype`` (float64/float32), serial or parallel, tiled/literal.
+def kernel(dtype: Any, parallel: bool, which: str = "tiled", what: str = "sums") -> Any:
+    """The compiled entry point for ``dtype`` (float64/float32), serial or parallel, tiled or
+    literal, of the sums (cost and gradient) or of ``what="hessp"`` (H·v, G·v).
 
     Compiled, or loaded from numba's disk cache, on first use (see the module docstring); the
-    literal kernel is serial only.
+    literal kernels are serial only.
     """
-    key = (np.dtype(dtype), which, parallel and which == "tiled")
+    key = (np.dtype(dtype), which, parallel and which == "tiled", what)
     dispatcher = _compiled.get(key)
     if dispatcher is None:
         with _compile_lock:
             dispatcher = _compiled.get(key)
             if dispatcher is None:
-                dispatcher = jit(_entry_point(which, key[2]), parallel=_parallel_options(key[2]))
+                function = _entry_point(which, key[2], what)
+                dispatcher = jit(function, parallel=_parallel_options(key[2]))
                 with slp_vectorization():
-                    dispatcher.compile(signature(key[0], which))
+                    dispatcher.compile(signature(key[0], which, what))
                 dispatcher.disable_compile()  # one signature per dtype
                 _compiled[key] = dispatcher
     return dispatcher

@@ -11,13 +11,30 @@ one example at a time.
 from __future__ import annotations
 
 import numba
+import numpy as np
 
 from .._layout import IDENTITY, SOFTMAX
 from .activations import exp, log1p
 from .compile import OVERLOAD_OPTIONS, compact_code, jit, kernel_features
 from .simd import TILE, block_shapes
 
-__all__ = ["output_layer"]
+__all__ = ["output_curvature", "output_layer", "output_scratch"]
+
+
+@jit
+def output_scratch(like, K):
+    """A block's scratch for :func:`output_layer`: ``columns``, TILE-long label (int64), weight,
+    linear, q, logs (float64), and the softmax's z_max, total, ties, rest, y_sum; ``ys``, the
+    tile's targets unit by unit, (K, TILE). In ``like``'s dtype but where said."""
+    kernel_features()
+    scratch = np.zeros((8, TILE), like.dtype)
+    columns = (
+        np.zeros(TILE, np.int64),
+        *(scratch[0], scratch[1], scratch[2]),
+        np.zeros(TILE, np.float64),
+        *(scratch[3], scratch[4], scratch[5], scratch[6], scratch[7]),
+    )
+    return columns, np.zeros((K, TILE), like.dtype)
 
 
 @numba.njit(inline="always", **OVERLOAD_OPTIONS)
@@ -195,3 +212,61 @@ def identity_output(z_out, delta, ys, columns):
                 d = z_k[t] - y_k[p * TB + t]
                 linear[p * TB + t] += half * d * d
                 d_k[t] = d * weight[p * TB + t]
+
+
+@jit
+def output_curvature(g, z_out, rz_out, rdelta, ys, columns):
+    """The R-pass's step 2' for a tile, after :func:`output_layer` (whose ``columns`` hold the
+    tile's weights s, 0 for padding examples, and ``ys`` its targets): R{δ^(L)} = s (∂h/∂z)
+    R{z^(L)} into ``rdelta``, from z^(L) in ``z_out`` and R{z^(L)} in ``rz_out``:
+
+        sigmoid   h(1 − h) R{z} = e / (1 + e)² R{z},  e = exp(−|z|)
+        softmax   Σ_k y_k (h .* R{z} − h (hᵀ R{z})),  h = softmax(z)
+        identity  R{z}
+    """
+    kernel_features()
+    _, weight, _, _, _, z_max, total, h_rz, _, y_sum = columns
+    F = z_out.dtype.type
+    zero = F(0.0)
+    one = F(1.0)
+    cap = F(708.0) if z_out.itemsize == 8 else F(87.0)
+    TB = block_shapes(z_out)[1]
+    K = ys.shape[0]
+    if g == SOFTMAX:
+        for t in range(TILE):
+            z_max[t] = z_out[t // TB, 0, t % TB]
+            total[t] = zero
+            h_rz[t] = zero
+            y_sum[t] = zero
+        for k in range(1, K):
+            for t in range(TILE):
+                z_max[t] = max(z_max[t], z_out[t // TB, k, t % TB])
+        for k in range(K):  # e_k = exp(z_k − max z) into R{δ}, then h_k = e_k / Σ e
+            for t in range(TILE):
+                x = z_out[t // TB, k, t % TB] - z_max[t]
+                e = exp(max(x, -cap)) * F(x >= -cap)
+                rdelta[t // TB, k, t % TB] = e
+                total[t] += e
+                y_sum[t] += ys[k, t]
+        for k in range(K):
+            for t in range(TILE):
+                h = rdelta[t // TB, k, t % TB] / total[t]
+                rdelta[t // TB, k, t % TB] = h
+                h_rz[t] += h * rz_out[t // TB, k, t % TB]
+        for k in range(K):
+            for t in range(TILE):
+                h = rdelta[t // TB, k, t % TB]
+                r = weight[t] * (y_sum[t] * (h * (rz_out[t // TB, k, t % TB] - h_rz[t])))
+                rdelta[t // TB, k, t % TB] = r
+    elif g == IDENTITY:
+        for k in range(K):
+            for t in range(TILE):
+                rdelta[t // TB, k, t % TB] = weight[t] * rz_out[t // TB, k, t % TB]
+    else:
+        for k in range(K):
+            for p in range(TILE // TB):
+                z_k = z_out[p, k]
+                for t in range(TB):
+                    e = exp(-min(abs(z_k[t]), cap)) * F(abs(z_k[t]) <= cap)
+                    curve = e / ((one + e) * (one + e))
+                    rdelta[p, k, t] = weight[p * TB + t] * (curve * rz_out[p, k, t])

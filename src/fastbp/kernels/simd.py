@@ -41,6 +41,7 @@ __all__ = [
     "delta_update",
     "example_major",
     "product_block",
+    "product_pair",
     "transpose_block",
 ]
 
@@ -211,6 +212,46 @@ def _product_block_overload(W, i0, B, n_k, out):
                 w = W[i0 + i, k]
                 for t in range(TB):
                     s[i, t] += w * b[t]
+        for i in range(R):
+            target = out[i]
+            for t in range(TB):
+                target[t] = s[i, t]
+
+    return impl
+
+
+def product_pair(W, U, i0, B, C, n_k, out):  # pragma: no cover - overload below
+    raise NotImplementedError
+
+
+@overload(product_pair, jit_options=OVERLOAD_OPTIONS)
+def _product_pair_overload(W, U, i0, B, C, n_k, out):
+    """:func:`product_block` of two products added, term after term in the order of k:
+
+        out[i, t] = Σ_{k<n_k} W[i0 + i, k] B[k, t] + U[i0 + i, k] C[k, t]      i < R, t < TB
+
+    The R-pass's V [1; a] + Θ [0; R{a}] and Vᵀ δ + Θᵀ R{δ} (``curvature.py``), with the block
+    in registers once for both.
+    """
+    R, TB = BLOCK_SHAPES[np.dtype(str(W.dtype))][:2]
+    block = R * TB
+    F = numba.np.numpy_support.as_dtype(W.dtype).type
+
+    def impl(W, U, i0, B, C, n_k, out):
+        kernel_features()
+        s = numba.carray(stack_empty(block, W.dtype), (R, TB))
+        for i in range(R):
+            for t in range(TB):
+                s[i, t] = F(0.0)
+        for k in range(n_k):
+            b = B[k]
+            c = C[k]
+            for i in range(R):
+                w = W[i0 + i, k]
+                u = U[i0 + i, k]
+                for t in range(TB):  # one product at a time: one FMA each
+                    s[i, t] += w * b[t]
+                    s[i, t] += u * c[t]
         for i in range(R):
             target = out[i]
             for t in range(TB):

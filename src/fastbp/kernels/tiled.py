@@ -39,7 +39,7 @@ from .._layout import ACT, COLS, IN, OUT, PADDED, ROWS, THETA, TRANSPOSED, G, la
 from .activations import activate_rows, times_slope
 from .compile import OVERLOAD_OPTIONS, jit, kernel_features
 from .literal import normalize
-from .outputs import output_layer
+from .outputs import output_layer, output_scratch
 from .simd import (
     BLOCK_SHAPES,
     TILE,
@@ -287,6 +287,44 @@ def update_delta(Delta, layers, l, delta, AT):
         delta_update(D, whole_blocks, rows, d0, delta, AT, c0, RP, CL)
 
 
+@numba.njit(inline="always", **OVERLOAD_OPTIONS)
+def forward_tile(padded, layers, act, z_out):
+    """Step 1 for a tile whose a^(1) is in ``act``: z^(l+1) = Θ^(l) [1; a^(l)], a^(l+1) =
+    g(z^(l+1)) into ``act``, z^(L) into ``z_out``, R units × TB examples at once; the last block
+    ends at the last row (rows ≥ R), overlapping the one before
+    (docs/decisions.md#overlap-last-block)."""
+    R, TB = block_shapes(padded)[:2]
+    n_layers = layers.shape[0] - 1
+    for l in range(n_layers):
+        rows = layers[l, ROWS]
+        W = padded[layers[l, PADDED] : layers[l + 1, PADDED]].reshape((rows, layers[l, COLS]))
+        last = l == n_layers - 1
+        n_k = layers[l, IN] + 1
+        lo = layers[l, ACT]  # [1; a^(l)] is act[p, lo : lo + n_k], a^(l+1) starts at hi
+        hi = layers[l + 1, ACT] + 1
+        for r in range(0, rows, R):
+            r0 = min(r, rows - R)
+            for p in range(TILE // TB):
+                out = z_out[p, r0:] if last else act[p, hi + r0 :]
+                product_block(W, r0, act[p, lo : lo + n_k], n_k, out)
+        if not last:
+            for p in range(TILE // TB):
+                activate_rows(layers[l, G], act[p, hi : hi + layers[l, OUT]])
+
+
+@numba.njit(inline="always", **OVERLOAD_OPTIONS)
+def example_major_layer(act, layers, l, AT):
+    """AT ← the tile's [1; a^(l)] from ``act``, example-major (TILE, ≥ COLS), for the Δ update;
+    returns AT."""
+    TB = block_shapes(act)[1]
+    V = TRANSPOSE_BYTES // act.itemsize  # a transposed block is V × V (``transpose_block``)
+    for p in range(TILE // TB):
+        for j0 in range(0, layers[l, COLS], V):
+            for t0 in range(0, TB, V):
+                transpose_block(act[p], layers[l, ACT] + j0, t0, AT, p * TB + t0, j0)
+    return AT
+
+
 @jit
 def tiled_block(b, n_blocks, padded, layers, X, labels, Y, weights, Deltas, proba):
     """Block b of n_blocks, a contiguous range of tiles: return Σ of its examples' costs
@@ -308,47 +346,19 @@ def tiled_block(b, n_blocks, padded, layers, X, labels, Y, weights, Deltas, prob
     for i in range(Delta.shape[0]):  # by the thread that fills it (docs/decisions.md#zeroing)
         Delta[i] = zero
     R, TB = block_shapes(padded)[:2]
-    V = TRANSPOSE_BYTES // padded.itemsize  # a transposed block is V × V (``transpose_block``)
     n_sub = TILE // TB  # sub-tile p holds the tile's examples p TB … p TB + TB − 1
     n_layers = layers.shape[0] - 1
     K = layers[n_layers, IN]
 
     act, xrows, actT, z_out, delta, delta_below = block_buffers(padded, layers)
-    scratch = np.zeros((8, TILE), padded.dtype)
-    # label, weight, linear, q, logs; the softmax's z_max, total, ties, rest, y_sum
-    # (``output_layer``); and the tile's targets, unit by unit
-    columns = (
-        np.zeros(TILE, np.int64),
-        *(scratch[0], scratch[1], scratch[2]),
-        np.zeros(TILE, np.float64),
-        *(scratch[3], scratch[4], scratch[5], scratch[6], scratch[7]),
-    )
-    ys = np.zeros((K, TILE), padded.dtype)
+    columns, ys = output_scratch(padded, K)
 
     cost = 0.0
     for tile in range(tile_start, tile_stop):
         row0 = tile * TILE
         n = min(TILE, m - row0)
         load_tile(X, row0, layers, xrows, act)  # 1. a^(1) = x
-
-        # 1. z^(l+1) = Θ^(l) [1; a^(l)], a^(l+1) = g(z^(l+1)), R units × TB examples at once;
-        # the last block ends at the last row (rows ≥ R), overlapping the one before
-        # (docs/decisions.md#overlap-last-block).
-        for l in range(n_layers):
-            rows = layers[l, ROWS]
-            W = padded[layers[l, PADDED] : layers[l + 1, PADDED]].reshape((rows, layers[l, COLS]))
-            last = l == n_layers - 1
-            n_k = layers[l, IN] + 1
-            lo = layers[l, ACT]  # [1; a^(l)] is act[p, lo : lo + n_k], a^(l+1) starts at hi
-            hi = layers[l + 1, ACT] + 1
-            for r in range(0, rows, R):
-                r0 = min(r, rows - R)
-                for p in range(n_sub):
-                    out = z_out[p, r0:] if last else act[p, hi + r0 :]
-                    product_block(W, r0, act[p, lo : lo + n_k], n_k, out)
-            if not last:
-                for p in range(n_sub):
-                    activate_rows(layers[l, G], act[p, hi : hi + layers[l, OUT]])
+        forward_tile(padded, layers, act, z_out)  # 1. a^(2) … a^(L−1), z^(L)
 
         g = layers[n_layers - 1, G]
         cost = output_layer(g, z_out, delta, labels, Y, weights, proba, row0, n, columns, ys, cost)
@@ -362,12 +372,8 @@ def tiled_block(b, n_blocks, padded, layers, X, labels, Y, weights, Deltas, prob
         for l in range(n_layers - 1, -1, -1):
             rows, cols = layers[l, ROWS], layers[l, COLS]
             AT = xrows
-            if l > 0:  # example-major copy of [1; a^(l)]
-                AT = actT
-                for p in range(n_sub):
-                    for j0 in range(0, cols, V):
-                        for t0 in range(0, TB, V):
-                            transpose_block(act[p], layers[l, ACT] + j0, t0, actT, p * TB + t0, j0)
+            if l > 0:
+                AT = example_major_layer(act, layers, l, actT)
             update_delta(Delta, layers, l, delta, AT)  # 4. Δ^(l) += δ^(l+1) [1; a^(l)]ᵀ
             if l == 0:
                 break
