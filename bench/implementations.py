@@ -40,7 +40,9 @@ __all__ = [
     "check",
     "course_cost_and_grad",
     "from_sklearn_layout",
+    "jax_loss",
     "to_sklearn_layout",
+    "torch_loss",
 ]
 
 # Agreement with fastbp required before a peer is timed (relative, docs/design.md's measures).
@@ -381,7 +383,8 @@ def _torch_cost(problem: Problem) -> Callable[[Any], Any]:
     raise ValueError(f"unknown output {problem.output!r}")
 
 
-def _prepare_torch(problem: Problem) -> Prepared:
+def torch_loss(problem: Problem) -> Callable[[Any], Any]:
+    """J(θ) of the problem in PyTorch, θ a flat tensor in fastbp's layout."""
     import torch
 
     X = torch.from_numpy(problem.X)
@@ -392,8 +395,7 @@ def _prepare_torch(problem: Problem) -> Prepared:
     slices = _weight_slices(problem.layer_sizes)
     m, lam = problem.m, problem.lam
 
-    def call(theta_array: np.ndarray) -> tuple[float, np.ndarray]:
-        theta = torch.from_numpy(theta_array).requires_grad_()
+    def loss(theta: Any) -> Any:
         a, penalty = X, torch.zeros((), dtype=X.dtype)
         for l, (start, rows, columns) in enumerate(slices):
             Theta = theta[start : start + rows * columns].view(rows, columns)
@@ -402,7 +404,19 @@ def _prepare_torch(problem: Problem) -> Prepared:
             if l < len(slices) - 1:
                 a = g(z)
         J = cost(z) / m
-        J = J + lam / (2 * m) * penalty
+        return J + lam / (2 * m) * penalty
+
+    return loss
+
+
+def _prepare_torch(problem: Problem) -> Prepared:
+    import torch
+
+    loss = torch_loss(problem)
+
+    def call(theta_array: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = torch.from_numpy(theta_array).requires_grad_()
+        J = loss(theta)
         (grad,) = torch.autograd.grad(J, theta)
         return J.item(), grad.numpy()
 
@@ -412,10 +426,12 @@ def _prepare_torch(problem: Problem) -> Prepared:
 # JAX: jit of value_and_grad on the CPU --------------------------------------------------------
 
 
-def _prepare_jax(problem: Problem) -> Prepared:
+def jax_loss(problem: Problem) -> tuple[Callable[..., Any], Any, Any]:
+    """(loss(θ, X, Y), X, Y): J of the problem in JAX, θ flat in fastbp's layout, X and Y on the
+    device (float64 enabled: else float64 arrays are silently float32)."""
     import jax
 
-    jax.config.update("jax_enable_x64", True)  # else float64 arrays are silently float32
+    jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
     slices = _weight_slices(problem.layer_sizes)
@@ -445,9 +461,14 @@ def _prepare_jax(problem: Problem) -> Prepared:
                 a = g(z)
         return cost(z, Y) / m + lam / (2 * m) * penalty
 
+    return loss, jax.device_put(problem.X), jax.device_put(problem.targets())
+
+
+def _prepare_jax(problem: Problem) -> Prepared:
+    import jax
+
+    loss, X, Y = jax_loss(problem)
     value_and_grad = jax.jit(jax.value_and_grad(loss))
-    X = jax.device_put(problem.X)
-    Y = jax.device_put(problem.targets())
 
     def call(theta: np.ndarray) -> tuple[float, np.ndarray]:
         J, grad = value_and_grad(theta, X, Y)
