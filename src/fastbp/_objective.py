@@ -255,7 +255,9 @@ class ScipyObjective:
     def hessp(self, theta: Any, v: Any, kind: str = "exact") -> np.ndarray:
         """H(θ)·v, the Hessian of J times v (``kind="gauss-newton"``: G·v), as
         :func:`fastbp.hessp`: a new array of θ's float dtype. ``hessp=obj.hessp`` is scipy's
-        argument for Newton-CG, trust-ncg, trust-krylov and trust-constr."""
+        argument for Newton-CG, trust-ncg, trust-krylov and trust-constr. Every call runs the
+        forward pass again: keeping it per θ would grow memory with m
+        (docs/decisions.md#hessp-reuse)."""
         gauss_newton = check_kind(kind)
         out_dtype = float_dtype(theta)
         theta = prepare_theta(theta, self._layer_sizes, self._dtype)

@@ -224,7 +224,8 @@ def times_slope(g, D, A):
 @intrinsic
 def fma(typingctx, x, y, z):
     """x y + z with one rounding (LLVM's fma): a sum of two products written so, not left to
-    the FMA contraction, which may pick either product, differently for each vector width."""
+    the FMA contraction, which may pick either product, differently for each vector width
+    (docs/decisions.md#hessp-fma)."""
     if not (x == y == z and isinstance(x, types.Float)):
         return None
 
