@@ -12,6 +12,7 @@ import itertools
 import math
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -54,7 +55,7 @@ class Case:
         return self.activation == self.output == "sigmoid"
 
     @property
-    def network_keywords(self) -> dict[str, str]:
+    def network_keywords(self) -> dict[str, Any]:
         """fastbp's ``activation`` and ``output`` arguments for this case; empty for the
         course's network, whose defaults they are (so that older fastbp runs those cases)."""
         return {} if self.is_sigmoid else {"activation": self.activation, "output": self.output}
