@@ -4,7 +4,8 @@
     BackpropRegressor().fit(X, y).predict(X)     values; score (R²)
 
 They work in pipelines, ``GridSearchCV`` and ``cross_val_score``, and pass scikit-learn's
-estimator checks. Both minimize docs/design.md's J with ``scipy.optimize.minimize``:
+estimator checks (tests/test_estimators.py: two expected failures, which scikit-learn's MLP
+shares with the same network, and why). Both minimize docs/design.md's J with ``scipy.optimize.minimize``:
 
     J(Θ) = (1/S) Σ_i s_i cost_i + (λ/2S) Σ non-bias Θ²,    S = Σ_i s_i (m without sample weights)
 
@@ -13,9 +14,9 @@ with cost_i the output's (cross-entropy of sigmoid units, categorical cross-entr
 ``alpha = lam``: ``BackpropClassifier(activation="sigmoid", lam=a)`` and
 ``MLPClassifier(activation="logistic", solver="lbfgs", alpha=a)`` minimize the same J (the
 default ``output="auto"`` picks the output scikit-learn's MLP picks), and so do
-``BackpropRegressor`` and ``MLPRegressor`` for one output. With K > 1 outputs scikit-learn's
-squared loss also averages over the outputs: its J is ours with every term divided by K, except
-the penalty.
+``BackpropRegressor`` and ``MLPRegressor`` for one output. With K > 1 outputs the loss
+``MLPRegressor`` reports also divides its squared-error term by K (its gradient is ours), so the
+two agree for one output only.
 
 The estimators are a thin layer: scikit-learn's validation (``validate_data``, its messages,
 ``NotFittedError``), then :func:`fastbp.fit` for the training and :func:`fastbp.predict_proba`
