@@ -22,13 +22,16 @@ The costs are each estimator's ``loss_`` (J at its final weights). The objective
 1e-10 (tests/test_sklearn_parity.py); L-BFGS-B's path then differs only by rounding, which a
 non-convex J can amplify over many iterations. The times are each ``fit``'s wall time, the best
 of ``--repeats``, after a first fit that compiles or loads fastbp's kernels; fastbp runs its
-kernels in numba's threads, scikit-learn its matrix products in its BLAS's threads (both
-default: every core).
+kernels in numba's threads (every core) and its optimizer with one BLAS thread, scikit-learn its
+matrix products in its BLAS's threads, timed twice: with the BLAS's default (every core, what a
+user gets) and with one thread (threadpoolctl), which on a small or busy machine can be the
+faster of the two. The load average before and after is printed: other processes slow both.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -84,7 +87,8 @@ class Parity:
     fastbp_iterations: int
     sklearn_iterations: int
     fastbp_seconds: float
-    sklearn_seconds: float
+    sklearn_seconds: float  # its BLAS's default threads
+    sklearn_one_thread_seconds: float | None  # one BLAS thread (None: not measured)
     fastbp_theta: np.ndarray  # the final weights, fastbp's layout
     sklearn_theta: np.ndarray
 
@@ -97,6 +101,13 @@ class Parity:
     def time_ratio(self) -> float:
         """fastbp's fit time ÷ scikit-learn's (below 1: fastbp is faster)."""
         return self.fastbp_seconds / self.sklearn_seconds
+
+    @property
+    def one_thread_time_ratio(self) -> float | None:
+        """fastbp's fit time ÷ scikit-learn's with one BLAS thread."""
+        if self.sklearn_one_thread_seconds is None:
+            return None
+        return self.fastbp_seconds / self.sklearn_one_thread_seconds
 
 
 def _estimators(classify: bool, hidden: tuple[int, ...], lam: float, max_iter: int) -> Any:
@@ -148,14 +159,19 @@ def fit_both(
     lam: float = 1.0,
     max_iter: int = 200,
     repeats: int = 1,
+    one_blas_thread: bool = False,
 ) -> Parity:
     """Fit both estimators on ``dataset`` (a key of :data:`DATASETS`) from the same θ₀ with the
-    same stopping rules; the times are the best of ``repeats`` fits (each from θ₀ again)."""
+    same stopping rules; the times are the best of ``repeats`` fits (each from θ₀ again). With
+    ``one_blas_thread``, scikit-learn's fit is also timed with one BLAS thread (threadpoolctl),
+    from θ₀ again; the costs and weights are those of the fit with its default threads."""
+    from threadpoolctl import threadpool_limits
+
     from fastbp.sklearn import from_sklearn_weights, to_sklearn_weights
 
     load, classify = DATASETS[dataset]
     X, y = load()
-    best = {"fastbp": np.inf, "sklearn": np.inf}
+    best = {"fastbp": np.inf, "sklearn": np.inf, "sklearn, one thread": np.inf}
     for _ in range(repeats):
         ours, theirs = _estimators(classify, hidden, lam, max_iter)
         _set_up(ours, X, y)
@@ -166,40 +182,59 @@ def fit_both(
         if [c.shape for c in theirs.coefs_] != [c.shape for c in coefs]:
             raise RuntimeError(f"scikit-learn set up another network than {sizes} on {dataset}")
         ours.theta_ = theta0
+        best["fastbp"] = min(best["fastbp"], _timed_fit(ours, X, y))
         theirs.coefs_ = [np.array(c) for c in coefs]
         theirs.intercepts_ = [np.array(b) for b in intercepts]
-        best["fastbp"] = min(best["fastbp"], _timed_fit(ours, X, y))
         best["sklearn"] = min(best["sklearn"], _timed_fit(theirs, X, y))
+        sklearn_cost, sklearn_iterations = float(theirs.loss_), theirs.n_iter_
+        sklearn_theta = from_sklearn_weights(theirs.coefs_, theirs.intercepts_)
+        if one_blas_thread:
+            theirs.coefs_ = [np.array(c) for c in coefs]
+            theirs.intercepts_ = [np.array(b) for b in intercepts]
+            with threadpool_limits(limits=1, user_api="blas"):
+                seconds = _timed_fit(theirs, X, y)
+            best["sklearn, one thread"] = min(best["sklearn, one thread"], seconds)
     return Parity(
         dataset=dataset,
         m=X.shape[0],
         layer_sizes=ours.layer_sizes_,
         output=ours.output_,
         fastbp_cost=ours.loss_,
-        sklearn_cost=float(theirs.loss_),
+        sklearn_cost=sklearn_cost,
         fastbp_iterations=ours.n_iter_,
-        sklearn_iterations=theirs.n_iter_,
+        sklearn_iterations=sklearn_iterations,
         fastbp_seconds=best["fastbp"],
         sklearn_seconds=best["sklearn"],
+        sklearn_one_thread_seconds=best["sklearn, one thread"] if one_blas_thread else None,
         fastbp_theta=ours.theta_,
-        sklearn_theta=from_sklearn_weights(theirs.coefs_, theirs.intercepts_),
+        sklearn_theta=sklearn_theta,
     )
+
+
+def _ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1e3:.0f} ms"
+
+
+def _ratio(ratio: float | None) -> str:
+    return "–" if ratio is None else f"{ratio:.2f}"
 
 
 def table(results: list[Parity]) -> str:
     """The markdown table of :func:`fit_both`'s results."""
     header = (
         "| data set | m | layer sizes | output | J fastbp | J scikit-learn | rel. diff. "
-        "| iterations (fastbp / sklearn) | fit fastbp | fit scikit-learn | time ratio |"
+        "| iterations (fastbp / sklearn) | fit fastbp | fit scikit-learn | time ratio "
+        "| fit scikit-learn, 1 BLAS thread | time ratio |"
     )
     rows = [
         f"| {r.dataset} | {r.m} | {'-'.join(map(str, r.layer_sizes))} | {r.output} "
         f"| {r.fastbp_cost:.6g} | {r.sklearn_cost:.6g} | {r.relative_difference:.1e} "
-        f"| {r.fastbp_iterations} / {r.sklearn_iterations} | {r.fastbp_seconds * 1e3:.0f} ms "
-        f"| {r.sklearn_seconds * 1e3:.0f} ms | {r.time_ratio:.2f} |"
+        f"| {r.fastbp_iterations} / {r.sklearn_iterations} | {_ms(r.fastbp_seconds)} "
+        f"| {_ms(r.sklearn_seconds)} | {r.time_ratio:.2f} "
+        f"| {_ms(r.sklearn_one_thread_seconds)} | {_ratio(r.one_thread_time_ratio)} |"
         for r in results
     ]
-    lines = [header, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|", *rows]
+    lines = [header, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", *rows]
     return "\n".join(lines)
 
 
@@ -219,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{name} {machine['versions'][name]}"
         for name in ("numba", "numpy", "scipy", "scikit-learn")
     )
+    load_before = os.getloadavg()[0]
     # Compile (or load from numba's cache) the kernels the fits use, outside the timings.
     fit_both(args.datasets[0], hidden=tuple(args.hidden), lam=args.lam, max_iter=2)
     results = [
@@ -228,13 +264,15 @@ def main(argv: list[str] | None = None) -> int:
             lam=args.lam,
             max_iter=args.max_iter,
             repeats=args.repeats,
+            one_blas_thread=True,
         )
         for name in args.datasets
     ]
     print(
         f"{machine['cpu']}, {machine['cores_available']} cores; {versions}; "
         f"λ = {args.lam:g}, at most {args.max_iter} L-BFGS-B iterations, best of "
-        f"{args.repeats} fits\n"
+        f"{args.repeats} fits; load average (1 min) {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after\n"
     )
     print(table(results))
     return 0

@@ -13,7 +13,7 @@ import fastbp
 
 pytest.importorskip("sklearn", minversion="1.6")
 
-from bench.estimators import DATASETS, fit_both
+from bench.estimators import DATASETS, fit_both, table
 
 
 @pytest.mark.parametrize("dataset", list(DATASETS))
@@ -31,3 +31,12 @@ def test_same_final_cost_as_sklearns_mlp_from_the_same_start(dataset):
     J0 = fastbp.cost(theta0, X, target, result.layer_sizes, 1.0, output=output)
     assert max(result.fastbp_cost, result.sklearn_cost) < 0.5 * J0
     assert not np.array_equal(result.fastbp_theta, theta0)
+
+
+def test_table_of_a_short_run():
+    result = fit_both("breast_cancer", max_iter=5, one_blas_thread=True)
+    assert result.fastbp_iterations == result.sklearn_iterations == 5
+    assert result.sklearn_one_thread_seconds is not None
+    header, rule, row = table([result]).splitlines()
+    assert header.count("|") == rule.count("|") == row.count("|") == 14
+    assert row.startswith("| breast_cancer | 569 | 30-25-1 | sigmoid |")
