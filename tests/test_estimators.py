@@ -85,15 +85,19 @@ def test_sklearn_parameter_validation_check(estimator):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "check",
+    [check_sample_weight_equivalence_on_dense_data, check_sample_weight_equivalence_on_sparse_data],
+)
 @pytest.mark.parametrize("mlp", [MLPClassifier, MLPRegressor])
-def test_mlp_fails_sample_weight_equivalence_with_this_network(mlp):
+def test_mlp_fails_sample_weight_equivalence_with_this_network(mlp, check):
     """The reason of the two expected failures above, checked: if scikit-learn's MLP starts to
     pass with the defaults' network, the expected failures must be looked at again."""
     estimator = mlp(
         hidden_layer_sizes=(25,), activation="logistic", alpha=1.0, solver="lbfgs", tol=1e-5
     )
     with pytest.raises(AssertionError, match="not equivalent"):
-        check_sample_weight_equivalence_on_dense_data(mlp.__name__, estimator)
+        check(mlp.__name__, estimator)
 
 
 def test_import_fastbp_does_not_import_sklearn():
@@ -298,6 +302,18 @@ def test_bad_input_follows_sklearn(rng):
         BackpropClassifier().fit(X, X[:, 0])
     with pytest.raises(ValueError, match="Input X contains NaN"):
         BackpropRegressor().fit(np.full_like(X, np.nan), X[:, 0])
+
+
+def test_feature_names_of_a_pandas_table(rng):
+    pd = pytest.importorskip("pandas")
+    X = rng.normal(size=(50, 4))
+    table = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    model = BackpropRegressor((3,), random_state=0).fit(table, X[:, 0])
+    np.testing.assert_array_equal(model.feature_names_in_, ["a", "b", "c", "d"])
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        np.testing.assert_array_equal(model.predict(X), model.predict(table))
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(table.rename(columns={"a": "z"}))
 
 
 # GridSearchCV with n_jobs=2 --------------------------------------------------------------------

@@ -217,7 +217,8 @@ class BackpropClassifier(ClassifierMixin, _Backprop):
     - ``"softmax"``: one unit per class, two for binary y; not for multi-label y (ValueError).
 
     ``predict`` is the class of largest probability (with one unit: ``classes_[1]`` where
-    h > 0.5, scikit-learn's rule); multi-label: 1 where h > 0.5.
+    h > 0.5, scikit-learn's rule, where :func:`fastbp.predict` takes h ≥ 0.5); multi-label: 1
+    where h > 0.5.
 
     Parameters
     ----------
