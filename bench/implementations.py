@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 import fastbp
+from fastbp._sklearn_layout import from_sklearn_weights, to_sklearn_weights
 
 from .cases import Problem
 
@@ -228,15 +229,10 @@ def _prepare_numpy(problem: Problem) -> Prepared:
 
 
 def to_sklearn_layout(theta: np.ndarray, layer_sizes: tuple[int, ...]) -> np.ndarray:
-    """fastbp's θ as scikit-learn's packed vector.
-
-    scikit-learn keeps ``coefs_[l]`` of shape ``(s_l, s_{l+1})`` = Θ^(l)[:, 1:]ᵀ and
-    ``intercepts_[l]`` = Θ^(l)[:, 0], and packs all coefs (row-major) followed by all intercepts.
-    """
-    Thetas = fastbp.unpack(theta, layer_sizes)
-    coefs = [Theta[:, 1:].T.ravel() for Theta in Thetas]
-    intercepts = [Theta[:, 0] for Theta in Thetas]
-    return np.concatenate(coefs + intercepts)
+    """fastbp's θ as scikit-learn's packed vector: all ``coefs_`` (each row-major) followed by
+    all ``intercepts_``, with the layers of :func:`fastbp.sklearn.to_sklearn_weights`."""
+    coefs, intercepts = to_sklearn_weights(theta, layer_sizes)
+    return np.concatenate([W.ravel() for W in coefs] + intercepts)
 
 
 def from_sklearn_layout(packed: np.ndarray, layer_sizes: tuple[int, ...]) -> np.ndarray:
@@ -251,7 +247,7 @@ def from_sklearn_layout(packed: np.ndarray, layer_sizes: tuple[int, ...]) -> np.
         start += s_out
     if start != packed.shape[0]:
         raise ValueError(f"packed vector has length {packed.shape[0]}, expected {start}")
-    return fastbp.pack([np.column_stack([b, W.T]) for W, b in zip(coefs, intercepts, strict=True)])
+    return from_sklearn_weights(coefs, intercepts)
 
 
 # scikit-learn's names of the hidden activations and of the outputs it sets up

@@ -1,10 +1,12 @@
-"""pack / unpack / n_params: the flat layout of docs/design.md, C and Octave (F) order."""
+"""pack / unpack / n_params: the flat layout of docs/design.md, C and Octave (F) order; and
+scikit-learn's coefs_ / intercepts_ layout (fastbp._sklearn_layout)."""
 
 import numpy as np
 import pytest
 from hypothesis import given
 
 import fastbp
+from fastbp._sklearn_layout import from_sklearn_weights, to_sklearn_weights
 
 from strategies import layer_sizes
 
@@ -52,3 +54,40 @@ def test_errors():
         fastbp.n_params((3, 0, 1))
     with pytest.raises(TypeError, match="layer_sizes"):
         fastbp.n_params((3, 2.5))
+
+
+@given(sizes=layer_sizes)
+def test_sklearn_weights_round_trip(sizes):
+    theta = np.arange(fastbp.n_params(sizes), dtype=float)
+    coefs, intercepts = to_sklearn_weights(theta, sizes)
+    assert [W.shape for W in coefs] == [(sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1)]
+    assert [b.shape for b in intercepts] == [(s,) for s in sizes[1:]]
+    assert all(np.shares_memory(a, theta) for a in coefs + intercepts)  # views
+    back = from_sklearn_weights(coefs, intercepts)
+    assert not np.shares_memory(back, theta)
+    np.testing.assert_array_equal(back, theta)
+
+
+def test_sklearn_weights_by_hand():
+    """coefs_[l] = Θ^(l)[:, 1:]ᵀ (inputs × units), intercepts_[l] = Θ^(l)[:, 0]."""
+    Theta1 = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])  # 2 units over 2 inputs
+    Theta2 = np.array([[7.0, 8.0, 9.0]])
+    (W1, W2), (b1, b2) = to_sklearn_weights(fastbp.pack([Theta1, Theta2]), (2, 2, 1))
+    np.testing.assert_array_equal(W1, [[2.0, 5.0], [3.0, 6.0]])
+    np.testing.assert_array_equal(b1, [1.0, 4.0])
+    np.testing.assert_array_equal(W2, [[8.0], [9.0]])
+    np.testing.assert_array_equal(b2, [7.0])
+
+
+def test_sklearn_weights_errors():
+    W, b = np.zeros((3, 2)), np.zeros(2)
+    with pytest.raises(ValueError, match="one array per layer"):
+        from_sklearn_weights([W], [])
+    with pytest.raises(ValueError, match="one array per layer"):
+        from_sklearn_weights([], [])
+    with pytest.raises(ValueError, match=r"coefs\[0\] must be 2-D"):
+        from_sklearn_weights([np.zeros(3)], [b])
+    with pytest.raises(ValueError, match=r"intercepts\[0\] must have shape \(2,\)"):
+        from_sklearn_weights([W], [np.zeros(3)])
+    with pytest.raises(ValueError, match=r"coefs\[1\] has 3 rows.*do not chain"):
+        from_sklearn_weights([W, np.zeros((3, 1))], [b, np.zeros(1)])

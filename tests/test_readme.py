@@ -81,3 +81,18 @@ def test_activations_outputs_and_sample_weights_example_runs():
     assert 0 < J < 0.5  # below the cost at θ0 (about log 3 = 1.1)
     assert proba_sum == 1.0  # softmax rows
     assert accuracy > 0.95
+
+
+def test_sklearn_grid_search_example_runs():
+    [example] = [block for block in code_blocks("python") if "GridSearchCV" in block]
+    assert "make_pipeline(StandardScaler(), BackpropClassifier(" in example
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", example],  # no ConvergenceWarning either
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    lam, accuracy = map(float, out.stdout.split())
+    assert lam in (0.3, 1.0, 3.0)
+    assert accuracy > 0.95

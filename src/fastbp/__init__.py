@@ -52,7 +52,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``fastbp.dask`` is imported on first use: ``import fastbp`` never needs dask."""
-    if name == "dask":
-        return importlib.import_module(".dask", __name__)
+    """``fastbp.dask`` and ``fastbp.sklearn`` are imported on first use: ``import fastbp`` never
+    needs dask or scikit-learn."""
+    if name in ("dask", "sklearn"):
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,16 @@ from numba.extending import intrinsic, overload
 from .._layout import RELU, SIGMOID, TANH
 from .compile import OVERLOAD_OPTIONS, jit, kernel_features
 
-__all__ = ["activate_rows", "exp", "log1p", "sigmoid", "tanh", "times_slope", "times_slope_r"]
+__all__ = [
+    "activate_rows",
+    "exp",
+    "fma",
+    "log1p",
+    "sigmoid",
+    "tanh",
+    "times_slope",
+    "times_slope_r",
+]
 
 
 @intrinsic
