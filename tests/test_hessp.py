@@ -119,25 +119,26 @@ def test_against_central_differences_of_the_gradient(activation, output, rng):
 
 @pytest.mark.parametrize("output", OUTPUTS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-@pytest.mark.parametrize("kernel", ["tiled", "literal"])
-def test_against_jax_dense_hessian(kernel, activation, output, rng):
+def test_against_jax_dense_hessian(activation, output, rng):
     theta, X, y, sizes, kw = small_problem(rng, activation, output)
     assert reference.relu_margin(theta, X, sizes, activation) > 1e-3
     H = dense_hessian(theta, X, y, sizes, 0.7, kw)
     G = dense_gauss_newton(theta, X, y, sizes, 0.7, kw)
-    objective = fastbp.Objective(X, y, sizes, 0.7, kernel=kernel, **kw)
-    for v in rng.normal(size=(3, theta.size)):
-        assert reference.max_rel(objective.hessp(theta, v), H @ v) < 1e-10
-        assert reference.max_rel(objective.hessp(theta, v, "gauss-newton"), G @ v) < 1e-10
+    for kernel in ("tiled", "literal"):
+        objective = fastbp.Objective(X, y, sizes, 0.7, kernel=kernel, **kw)
+        for v in rng.normal(size=(3, theta.size)):
+            assert reference.max_rel(objective.hessp(theta, v), H @ v) < 1e-10
+            assert reference.max_rel(objective.hessp(theta, v, "gauss-newton"), G @ v) < 1e-10
     # float32: the same rounded inputs, against the float64 Hessian of them
     p32 = [a.astype(np.float32) for a in (theta, X)]
     kw32 = {**kw, "sample_weight": kw["sample_weight"].astype(np.float32)}
     y32 = y.astype(np.float32) if y.dtype.kind == "f" else y
     H32 = dense_hessian(p32[0].astype(float), p32[1], y32, sizes, 0.7, {**kw32})
     v = rng.normal(size=theta.size).astype(np.float32)
-    hv = fastbp.Objective(p32[1], y32, sizes, 0.7, kernel=kernel, **kw32).hessp(p32[0], v)
-    assert hv.dtype == np.float32
-    assert reference.max_rel(hv, H32 @ v.astype(float)) < 1e-4
+    for kernel in ("tiled", "literal"):
+        hv = fastbp.Objective(p32[1], y32, sizes, 0.7, kernel=kernel, **kw32).hessp(p32[0], v)
+        assert hv.dtype == np.float32
+        assert reference.max_rel(hv, H32 @ v.astype(float)) < 1e-4
 
 
 def test_gauss_newton_equals_hessian_for_a_linear_network(rng):
@@ -152,7 +153,7 @@ def test_gauss_newton_equals_hessian_for_a_linear_network(rng):
     assert reference.max_rel(gv, hv) < 1e-14
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(problem=model_problems(), seed=st.integers(0, 2**32 - 1))
 def test_symmetric_positive_gauss_newton_and_both_kernels_agree(problem, seed):
     p = problem
