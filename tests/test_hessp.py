@@ -294,5 +294,5 @@ def test_fit_passes_hessp_to_second_order_methods(method, rng):
     assert set(calls) == {"exact", "gauss-newton"}
     assert result.history[-1] < result.history[0]
     assert gn.history.size > 0
-    with pytest.raises(ValueError, match="kind must be one of"):
+    with pytest.raises(ValueError, match="hessian must be one of"):
         fastbp.fit(X, y, (5,), method=method, hessian="bfgs")

@@ -154,10 +154,11 @@ def hessp(
     return hessian_product(theta, v, examples, lam, check_kind(kind))
 
 
-def check_kind(kind: Any) -> bool:
-    """Whether ``kind`` (validated) asks for the Gauss-Newton product."""
-    if kind not in HESSIAN_KINDS:
-        raise ValueError(f"kind must be one of {HESSIAN_KINDS}, got {kind!r}")
+def check_kind(kind: Any, name: str = "kind") -> bool:
+    """Whether ``kind`` (validated; ``name`` names it in the error) asks for the Gauss-Newton
+    product."""
+    if not isinstance(kind, str) or kind not in HESSIAN_KINDS:
+        raise ValueError(f"{name} must be one of {HESSIAN_KINDS}, got {kind!r}")
     return bool(kind == "gauss-newton")
 
 

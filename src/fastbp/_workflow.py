@@ -265,7 +265,8 @@ def fit(
     TNC). The second-order methods ``"Newton-CG"``, ``"trust-ncg"``, ``"trust-krylov"`` and
     ``"trust-constr"`` get ``hessp``, the exact Hessian-vector product of
     :meth:`fastbp.Objective.hessp`; ``hessian="gauss-newton"`` gives them the Gauss-Newton
-    product instead (positive semidefinite). ``progress=True`` shows a tqdm bar on stderr with the current cost.
+    product instead (positive semidefinite). ``progress=True`` shows a tqdm bar on stderr with
+    the current cost.
 
     The optimizer (and so ``callback``) runs with one BLAS thread (threadpoolctl); the cost and
     gradient run in numba's threads.
@@ -300,7 +301,7 @@ def fit(
         raise TypeError(
             f"method must be the name of a scipy.optimize.minimize method, got {method!r}"
         )
-    gauss_newton = check_kind(hessian)
+    gauss_newton = check_kind(hessian, "hessian")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
     if not isinstance(scale, (bool, np.bool_)):
