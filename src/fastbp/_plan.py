@@ -3,7 +3,8 @@
 A :class:`KernelCall` is one kernel call on one chunk of examples with everything but θ bound
 once: the kernel (``"auto"`` resolved), the block count, the layer table and the data. An
 :class:`fastbp.Objective` builds one for its data and keeps it; the functions below build one per
-chunk. Both then call :meth:`KernelCall.sums`, which picks the serial or parallel entry point.
+chunk. Both then call :meth:`KernelCall.sums` (or :meth:`KernelCall.hessp` for H·v), which
+picks the serial or parallel entry point.
 
 The objective is a sum over examples, computed in two steps that can run apart
 (docs/design.md, "Partial sums"):

@@ -4,6 +4,8 @@
   kernel computes, written plainly;
 - ``tiled.py``: the same loop over tiles of 32 examples, in parallel blocks: the fast path;
 - ``outputs.py``: its step 2 (δ^(L) and the cost) for each output;
+- ``curvature.py``: Hessian-vector products, the R-pass beside the tiled loop (``literal.py``
+  writes it one example at a time);
 - ``simd.py``: its vector building blocks (register blocks, transposes);
 - ``activations.py``: exp, log1p and the activations, without libm calls;
 - ``compile.py``: numba options, signatures, the SLP switch, lazy compilation.
