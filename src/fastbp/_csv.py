@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._inputs import check_sample_weight, encode_labels
+from ._values import check_sample_weight, encode_labels
 
 __all__ = ["load_csv"]
 

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from ._arrays import dense
-from ._inputs import check_lam, check_real, positive_number, prepare_examples, prepare_theta
+from ._inputs import prepare_examples
 from ._layout import IDENTITY, layer_shapes, names_of, network, pack
 from ._plan import evaluate
+from ._values import check_lam, check_real, positive_number, prepare_theta
 
 __all__ = ["THRESHOLD", "GradientCheck", "check_gradient", "numerical_gradient", "scaled_steps"]
 

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from ._csv import load_csv
-from ._inputs import check_lam, encode_labels, prepare_theta
 from ._layout import (
     check_chain,
     layer_sizes_of,
@@ -38,6 +37,7 @@ from ._layout import (
 )
 from ._model import FitResult
 from ._scaling import check_scaling
+from ._values import check_lam, encode_labels, prepare_theta
 
 __all__ = ["load", "save"]
 

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._inputs import prepare_examples, prepare_theta
+from ._inputs import prepare_examples
 from ._layout import names_of, network
 from ._plan import forward
 from ._scaling import apply_scaling
+from ._values import prepare_theta
 
 if TYPE_CHECKING:  # scipy.optimize is imported on first use: it doubles `import fastbp`'s time
     from scipy.optimize import OptimizeResult

@@ -1,7 +1,7 @@
 """The public objective: cost_and_grad, cost, hessp, Objective.
 
-Each function validates and converts its arguments (``_inputs``), then runs the kernels through
-``_plan``; nothing here touches a kernel directly. The math is docs/design.md's.
+Each function validates and converts its arguments (``_values``, ``_inputs``), then runs the
+kernels through ``_plan``; nothing here touches a kernel directly. The math is docs/design.md's.
 """
 
 from __future__ import annotations
@@ -14,16 +14,10 @@ from typing import Any
 import numpy as np
 
 from . import _threading
-from ._inputs import (
-    Examples,
-    check_lam,
-    default_compute_dtype,
-    float_dtype,
-    prepare_examples,
-    prepare_theta,
-)
+from ._inputs import Examples, prepare_examples
 from ._layout import n_params, names_of, network
 from ._plan import KernelCall, evaluate, hessian_product
+from ._values import check_lam, default_compute_dtype, float_dtype, prepare_theta
 from .kernels import KERNELS
 
 __all__ = [

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ._inputs import check_lam, prepare_examples, prepare_theta
+from ._inputs import prepare_examples
 from ._layout import network, validate_layer_sizes
 from ._plan import normalized, sums
+from ._values import check_lam, prepare_theta
 
 __all__ = ["combine", "partial_sums"]
 

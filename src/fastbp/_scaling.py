@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from ._arrays import dense, from_table, is_dask_array, is_sparse
-from ._inputs import check_real, check_X
+from ._inputs import check_X
+from ._values import check_real
 
 __all__ = ["apply_scaling", "check_scaling", "feature_scaling"]
 

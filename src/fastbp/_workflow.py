@@ -18,18 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._arrays import from_table, is_dask_array
-from ._inputs import (
-    check_real,
-    check_X,
-    compute_dtype,
-    encode_labels,
-    positive_number,
-    prepare_theta,
-)
+from ._inputs import check_X
 from ._layout import check_output, layer_shapes, pack, validate_layer_sizes
 from ._model import FitResult
 from ._objective import HESSIAN_KINDS, Objective, check_kind
 from ._scaling import apply_scaling, feature_scaling
+from ._values import check_real, compute_dtype, encode_labels, positive_number, prepare_theta
 
 if TYPE_CHECKING:  # scipy.optimize is imported on first use: it doubles `import fastbp`'s time
     from scipy.optimize import OptimizeResult

@@ -33,18 +33,12 @@ except ImportError as error:  # pragma: no cover - exercised by a test in a subp
         'fastbp.dask needs dask and distributed: pip install "fastbp[dask]"'
     ) from error
 
-from ._inputs import (
-    Examples,
-    check_lam,
-    check_real,
-    check_X,
-    default_compute_dtype,
-    prepare_examples,
-)
+from ._inputs import Examples, check_X, prepare_examples
 from ._layout import network
 from ._objective import ScipyObjective
 from ._partial import combine
 from ._plan import hessian_sums, load_kernels, normalized, sums
+from ._values import check_lam, check_real, default_compute_dtype
 
 __all__ = ["DaskObjective"]
 
